@@ -1,0 +1,220 @@
+"""Events on the topics. Every event carries a schema version and an event id.
+
+Readers ignore unknown fields (forward compatible) and raise ``EventDecodeError``
+for anything they cannot decode, so a consumer can dead-letter it and carry on.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from schemas.jobs import JobConfig, JobType
+from schemas.topics import Priority
+
+SCHEMA_VERSION = 1
+
+
+class EventDecodeError(ValueError):
+    """A message that is not a valid event of the expected kind."""
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> float:
+    return time.time()
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: str = Field(default_factory=new_event_id)
+    job_id: str
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    def key(self) -> bytes:
+        return self.job_id.encode()
+
+
+class JobRequested(Event):
+    """A job to run, on ``jobs.<priority>``."""
+
+    type: Literal["job.requested"] = "job.requested"
+    user_id: str
+    job_type: JobType
+    priority: Priority
+    prompt: str
+    config: JobConfig
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    submitted_at: float = Field(default_factory=now)
+    attempt: int = 1
+
+
+class CancelRequested(Event):
+    """A command on ``jobs.control``: stop this job wherever it is."""
+
+    type: Literal["job.cancel_requested"] = "job.cancel_requested"
+    user_id: str
+    requested_at: float = Field(default_factory=now)
+
+
+class TokenStreamed(Event):
+    """One streamed token on ``tokens``. ``seq`` restarts at 0 for each attempt."""
+
+    type: Literal["token.streamed"] = "token.streamed"
+    attempt: int
+    seq: int
+    text: str
+    ts: float = Field(default_factory=now)
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Timings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    queue_wait_ms: float = 0.0
+    ttft_ms: float | None = None
+    duration_ms: float = 0.0
+
+
+class JobContext(Event):
+    """Fields every lifecycle event repeats, so sinks need no joins."""
+
+    user_id: str
+    job_type: JobType
+    priority: Priority
+    occurred_at: float = Field(default_factory=now)
+
+
+class JobQueued(JobContext):
+    type: Literal["job.queued"] = "job.queued"
+    prompt: str
+    config: JobConfig
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    submitted_at: float
+
+
+class JobStarted(JobContext):
+    type: Literal["job.started"] = "job.started"
+    attempt: int
+    model: str
+    worker: str
+    started_at: float
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str
+    message: str
+
+
+class JobFinished(JobContext):
+    """What every terminal event knows about the attempt that ended the job."""
+
+    attempt: int
+    model: str
+    token_count: int
+    response: str
+    usage: Usage
+    timings: Timings
+    tokens_per_second: float
+    estimated_cost_usd: float
+    finish_reason: str | None = None
+    started_at: float
+    finished_at: float
+
+
+class JobCompleted(JobFinished):
+    type: Literal["job.completed"] = "job.completed"
+
+
+class JobFailed(JobFinished):
+    type: Literal["job.failed"] = "job.failed"
+    error: ErrorInfo
+
+
+class JobCancelled(JobFinished):
+    type: Literal["job.cancelled"] = "job.cancelled"
+
+
+JobEvent = Annotated[
+    JobQueued | JobStarted | JobCompleted | JobFailed | JobCancelled,
+    Field(discriminator="type"),
+]
+TerminalEvent = JobCompleted | JobFailed | JobCancelled
+TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
+
+_job_event: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
+
+
+T = TypeVar("T")
+
+
+def _decode(adapter: TypeAdapter[T], raw: bytes | str) -> T:
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise EventDecodeError(_short_reason(exc)) from None
+
+
+def _short_reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
+_job_requested = TypeAdapter(JobRequested)
+_token = TypeAdapter(TokenStreamed)
+_cancel = TypeAdapter(CancelRequested)
+
+
+def decode_job_event(raw: bytes | str) -> JobEvent:
+    return _decode(_job_event, raw)
+
+
+def decode_job_requested(raw: bytes | str) -> JobRequested:
+    return _decode(_job_requested, raw)
+
+
+def decode_token(raw: bytes | str) -> TokenStreamed:
+    return _decode(_token, raw)
+
+
+def decode_cancel(raw: bytes | str) -> CancelRequested:
+    return _decode(_cancel, raw)
+
+
+class DeadLetter(BaseModel):
+    """What lands on ``jobs.dlq``: the original payload and why it could not be processed."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: str = Field(default_factory=new_event_id)
+    type: Literal["dead_letter"] = "dead_letter"
+    job_id: str | None = None
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    reason: str
+    payload: str = Field(description="the original message, UTF-8 with invalid bytes replaced")
+    dead_lettered_at: float = Field(default_factory=now)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -1,0 +1,1 @@
+"""Shared package: settings, the `sluice` CLI, the local stack and the LLM simulator."""

@@ -1,0 +1,79 @@
+"""The `sluice` command. Each subcommand imports its stage lazily so `--help` stays fast."""
+
+from __future__ import annotations
+
+import typer
+
+from sluice.stack.cli import stack_app
+
+app = typer.Typer(no_args_is_help=True, help="LLM jobs as a stream on Apache Kafka.")
+app.add_typer(stack_app, name="stack", help="The local stack: Kafka, Postgres, ClickHouse, LLM.")
+
+
+@app.command("fake-llm")
+def fake_llm(
+    host: str = "127.0.0.1",
+    port: int | None = typer.Option(None, help="default: SLUICE_FAKE_LLM_PORT"),
+    tokens_per_second: float | None = typer.Option(None, help="0 = unthrottled"),
+    ttft_ms: int | None = typer.Option(None, help="time to first token"),
+) -> None:
+    """Serve the OpenAI-compatible LLM simulator."""
+    from sluice.fakellm.server import serve
+    from sluice.settings import get_settings
+
+    s = get_settings()
+    serve(
+        host=host,
+        port=port if port is not None else s.fake_llm_port,
+        tokens_per_second=(
+            tokens_per_second if tokens_per_second is not None else s.fake_llm_tokens_per_second
+        ),
+        ttft_ms=ttft_ms if ttft_ms is not None else s.fake_llm_ttft_ms,
+    )
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP/WebSocket api."""
+    from api.main import run
+
+    run()
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker: consumes the priority topics and streams from the LLM."""
+    from processors.main import run
+
+    run()
+
+
+@app.command()
+def sinks() -> None:
+    """Run the Postgres and ClickHouse sinks."""
+    from sinks.main import run
+
+    run()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the Postgres and ClickHouse migrations."""
+    from sinks.migrations import migrate_all
+
+    migrate_all()
+
+
+@app.command()
+def demo(
+    json_output: bool = typer.Option(False, "--json", help="end with one JSON line"),
+    prompt: str = "Explain what a Kafka consumer group is, briefly.",
+) -> None:
+    """Submit a job over HTTP, print its tokens live, then its stored result and metrics."""
+    from sluice.demo import run_demo
+
+    raise typer.Exit(run_demo(prompt=prompt, json_output=json_output))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,98 @@
+"""Typed settings for every sluice process, read once from the environment.
+
+Env vars are prefixed ``SLUICE_``; the standard ``OPENAI_*`` and ``DATABASE_URL``
+are read under their usual names so existing deployments need no renaming.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore")
+
+    home: Path = Field(default=Path(".sluice"), description="where the local stack keeps data")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = 9093
+    tokens_partitions: int = 6
+    tokens_retention_ms: int = 7 * 24 * 3600 * 1000
+    jobs_partitions: int = 6
+
+    # Postgres: DATABASE_URL wins; otherwise the local stack's server.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "SLUICE_DATABASE_URL")
+    )
+    postgres_port: int = 5433
+
+    # ClickHouse: chdb://<dir> (embedded, default) or http(s)://host:8123
+    clickhouse_url: str | None = None
+    clickhouse_batch_rows: int = 5000
+    clickhouse_flush_seconds: float = 0.5
+    sinks_query_port: int = 8090
+
+    # LLM: OpenAI or any compatible server; the simulator when no key is configured.
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "SLUICE_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "SLUICE_OPENAI_BASE_URL")
+    )
+    fake_llm_port: int = 8089
+    fake_llm_tokens_per_second: float = 40.0
+    fake_llm_ttft_ms: int = 150
+
+    # api
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # worker
+    worker_concurrency: int = 64
+    worker_web_port: int = 6066
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"postgresql://sluice@127.0.0.1:{self.postgres_port}/sluice"
+
+    @property
+    def resolved_clickhouse_url(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.home / 'clickhouse').resolve()}"
+
+    @property
+    def clickhouse_is_embedded(self) -> bool:
+        return self.resolved_clickhouse_url.startswith("chdb://")
+
+    @property
+    def uses_simulator(self) -> bool:
+        return not self.openai_api_key
+
+    @property
+    def resolved_openai_base_url(self) -> str | None:
+        if self.openai_base_url:
+            return self.openai_base_url
+        if self.uses_simulator:
+            return f"http://127.0.0.1:{self.fake_llm_port}/v1"
+        return None
+
+    @property
+    def resolved_openai_api_key(self) -> str:
+        return self.openai_api_key or "sk-sluice-simulator"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
