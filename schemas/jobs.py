@@ -31,7 +31,9 @@ MAX_PROMPT_CHARS = 100_000
 
 
 class JobConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Model settings of a job. Ignores unknown fields, as every event reader must."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     model: str = Field(default=DEFAULT_MODEL, min_length=1, max_length=100)
     max_tokens: int = Field(default=512, ge=1, le=MAX_TOKENS_LIMIT)

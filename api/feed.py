@@ -1,0 +1,204 @@
+"""A job's live feed: its tokens and lifecycle, read from the Kafka log.
+
+Every token is in the log, so a subscriber that arrives late still gets the
+stream from its first token: the reader seeks both of the job's partitions to
+the job's submission time (carried in its UUIDv7 id) and filters by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from schemas.events import (
+    EventDecodeError,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobQueued,
+    JobStarted,
+    TokenStreamed,
+    decode_job_event,
+    decode_token,
+)
+from schemas.topics import JOB_EVENTS, TOKENS
+from sluice.jobids import job_id_time_ms
+from sluice.partitioning import partition_for_key
+
+# Producers' clocks and the broker's may differ a little; start reading a bit earlier.
+CLOCK_SKEW_MS = 5_000
+
+TERMINAL_FEED_NAMES = {
+    "job.completed": "streaming.completed",
+    "job.failed": "analysis.failed",
+    "job.cancelled": "job.cancelled",
+}
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    event: str
+    data: dict[str, Any]
+
+
+@dataclass
+class FeedAssembler:
+    """Orders one job's events for a subscriber: tokens of the newest attempt, then its end.
+
+    Tokens and lifecycle events live on two topics, so they can be read in any
+    interleaving; the terminal event carries the attempt's token count and is held
+    back until that many tokens have been delivered.
+    """
+
+    job_id: str
+    max_tokens: int | None = None
+    attempt: int = 0
+    next_seq: int = 0
+    pending_end: JobFinished | None = None
+    done: bool = False
+    _out: list[FeedItem] = field(default_factory=list)
+
+    def on_token(self, token: TokenStreamed) -> list[FeedItem]:
+        if self.done or token.attempt < self.attempt:
+            return []
+        if token.attempt > self.attempt:
+            self.attempt, self.next_seq = token.attempt, 0
+        if token.seq < self.next_seq:
+            return []  # already delivered
+        self.next_seq = token.seq + 1
+        self._out.append(FeedItem("token.streamed", self._token_data(token)))
+        self._maybe_finish()
+        return self._drain()
+
+    def on_job_event(self, event: JobEvent) -> list[FeedItem]:
+        if self.done:
+            return []
+        if isinstance(event, JobQueued):
+            self.max_tokens = event.config.max_tokens
+        elif isinstance(event, JobStarted):
+            data = {"job_id": self.job_id, "attempt": event.attempt, "model": event.model}
+            self._out.append(FeedItem("job.started", data))
+        elif isinstance(event, JobFinished) and event.attempt >= self.attempt:
+            self.pending_end = event
+            self._maybe_finish()
+        return self._drain()
+
+    def _maybe_finish(self) -> None:
+        end = self.pending_end
+        if end is None:
+            return
+        if end.attempt > self.attempt and end.token_count == 0:
+            self.attempt, self.next_seq = end.attempt, 0
+        if end.attempt == self.attempt and self.next_seq >= end.token_count:
+            self._out.append(FeedItem(TERMINAL_FEED_NAMES[_event_type(end)], self._end_data(end)))
+            self.done = True
+
+    def _token_data(self, token: TokenStreamed) -> dict[str, Any]:
+        progress = None
+        if self.max_tokens:
+            progress = min(100.0, round(100.0 * (token.seq + 1) / self.max_tokens, 2))
+        return {
+            "job_id": self.job_id,
+            "token": token.text,
+            "seq": token.seq,
+            "attempt": token.attempt,
+            "ts": token.ts,
+            "progress": progress,
+        }
+
+    def _end_data(self, end: JobFinished) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status": _event_type(end).removeprefix("job."),
+            "attempt": end.attempt,
+            "token_count": end.token_count,
+            "finish_reason": end.finish_reason,
+            "usage": end.usage.model_dump(),
+            "tokens_per_second": end.tokens_per_second,
+            "estimated_cost_usd": end.estimated_cost_usd,
+        }
+        if isinstance(end, JobFailed):
+            data["error"] = end.error.model_dump()
+        return data
+
+    def _drain(self) -> list[FeedItem]:
+        out, self._out = self._out, []
+        return out
+
+
+class PartitionCounts:
+    """Partition counts of the feed's topics, looked up once (they rarely change)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._counts: dict[str, int] = {}
+
+    async def get(self, topic: str) -> int:
+        if topic not in self._counts:
+            self._counts.update(await asyncio.to_thread(self._fetch))
+        return self._counts[topic]
+
+    def _fetch(self) -> dict[str, int]:
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        meta = admin.list_topics(timeout=10)
+        return {name: len(t.partitions) for name, t in meta.topics.items()}
+
+
+async def job_feed(
+    job_id: str, bootstrap: str, partitions: PartitionCounts
+) -> AsyncIterator[FeedItem]:
+    """Yield the job's feed from its first event until its terminal event."""
+    key = job_id.encode()
+    tps = [
+        TopicPartition(TOKENS, partition_for_key(key, await partitions.get(TOKENS))),
+        TopicPartition(JOB_EVENTS, partition_for_key(key, await partitions.get(JOB_EVENTS))),
+    ]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await _seek_to_job_start(consumer, tps, job_id_time_ms(job_id) - CLOCK_SKEW_MS)
+        assembler = FeedAssembler(job_id)
+        while not assembler.done:
+            batches = await consumer.getmany(timeout_ms=500)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.key != key:
+                        continue
+                    for item in _apply(assembler, tp.topic, record.value):
+                        yield item
+    finally:
+        await consumer.stop()
+
+
+async def _seek_to_job_start(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition], start_ms: int
+) -> None:
+    # Ends first: an event produced after this lookup has an offset at or past them,
+    # so falling back to them can never skip one.
+    ends = await consumer.end_offsets(tps)
+    offsets = await consumer.offsets_for_times({tp: start_ms for tp in tps})
+    for tp in tps:
+        found = offsets.get(tp)
+        consumer.seek(tp, ends[tp] if found is None else found.offset)
+
+
+def _event_type(event: JobFinished) -> str:
+    kind: str = getattr(event, "type")  # noqa: B009 - each terminal subclass defines it
+    return kind
+
+
+def _apply(assembler: FeedAssembler, topic: str, raw: bytes) -> list[FeedItem]:
+    try:
+        if topic == TOKENS:
+            return assembler.on_token(decode_token(raw))
+        return assembler.on_job_event(decode_job_event(raw))
+    except EventDecodeError:
+        return []  # not ours to dead-letter: the sinks do that for the log

@@ -1,0 +1,55 @@
+"""The api process: FastAPI app, its resources, and `sluice api`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from api.deps import Services
+from api.errors import install_error_handlers
+from api.feed import PartitionCounts
+from api.routes import health, jobs, stream
+from api.store import JobStore
+from producers.submit import JobSubmitter
+from sluice.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services(
+            settings=settings,
+            submitter=JobSubmitter(settings.kafka_bootstrap),
+            store=JobStore(settings.resolved_database_url),
+            partitions=PartitionCounts(settings.kafka_bootstrap),
+        )
+        await services.submitter.start()
+        await services.store.open()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.submitter.stop()
+            await services.store.close()
+
+    app = FastAPI(
+        title="sluice",
+        version="0.1.0",
+        description="LLM jobs as a stream on Kafka: submit, watch tokens live, read results.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(stream.router)
+    return app
+
+
+def run() -> None:
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)

@@ -1,0 +1,154 @@
+"""Run one attempt of a job: stream from the LLM, publish each token, then the outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from openai import AsyncOpenAI
+
+from processors.errors import StreamBroken, classify_failure
+from processors.llm import StreamOutcome, stream_tokens
+from schemas.events import (
+    ErrorInfo,
+    JobCompleted,
+    JobFailed,
+    JobRequested,
+    JobStarted,
+    TerminalEvent,
+    Timings,
+    TokenStreamed,
+    Usage,
+)
+from sluice.pricing import estimate_cost_usd
+
+log = logging.getLogger(__name__)
+
+
+class LifecyclePublisher(Protocol):
+    async def publish_token(self, token: TokenStreamed) -> None: ...
+
+    async def publish_job_event(self, event: JobStarted | TerminalEvent) -> None: ...
+
+
+@dataclass
+class AttemptRecord:
+    """What happened during one attempt, collected as the stream is read."""
+
+    started_at: float
+    pieces: list[str] = field(default_factory=list)
+    first_token_at: float | None = None
+    outcome: StreamOutcome = field(default_factory=StreamOutcome)
+
+
+def attempt_timings(job: JobRequested, rec: AttemptRecord, finished_at: float) -> Timings:
+    ttft = None if rec.first_token_at is None else (rec.first_token_at - rec.started_at) * 1000
+    return Timings(
+        queue_wait_ms=max(0.0, (rec.started_at - job.submitted_at) * 1000),
+        ttft_ms=ttft,
+        duration_ms=(finished_at - rec.started_at) * 1000,
+    )
+
+
+def tokens_per_second(rec: AttemptRecord, finished_at: float) -> float:
+    """Generation speed: tokens over the time from the first token to the end."""
+    if rec.first_token_at is None or not rec.pieces:
+        return 0.0
+    span = finished_at - rec.first_token_at
+    return len(rec.pieces) / span if span > 0 else 0.0
+
+
+def attempt_usage(rec: AttemptRecord) -> Usage:
+    if rec.outcome.usage is not None:
+        return rec.outcome.usage
+    # No usage chunk (cut-off stream, or a server that never sends one): count what we saw.
+    return Usage(prompt_tokens=0, completion_tokens=len(rec.pieces), total_tokens=len(rec.pieces))
+
+
+def terminal_event(
+    job: JobRequested,
+    rec: AttemptRecord,
+    finished_at: float,
+    error: ErrorInfo | None,
+) -> TerminalEvent:
+    usage = attempt_usage(rec)
+    common: dict[str, Any] = {
+        "job_id": job.job_id,
+        "user_id": job.user_id,
+        "job_type": job.job_type,
+        "priority": job.priority,
+        "attempt": job.attempt,
+        "model": job.config.model,
+        "token_count": len(rec.pieces),
+        "response": "".join(rec.pieces),
+        "usage": usage,
+        "timings": attempt_timings(job, rec, finished_at),
+        "tokens_per_second": tokens_per_second(rec, finished_at),
+        "estimated_cost_usd": estimate_cost_usd(
+            job.config.model, usage.prompt_tokens, usage.completion_tokens
+        ),
+        "finish_reason": rec.outcome.finish_reason,
+        "started_at": rec.started_at,
+        "finished_at": finished_at,
+    }
+    if error is not None:
+        return JobFailed(error=error, **common)
+    return JobCompleted(**common)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        llm: AsyncOpenAI,
+        publisher: LifecyclePublisher,
+        worker_name: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._llm = llm
+        self._publisher = publisher
+        self._worker = worker_name
+        self._clock = clock
+
+    async def run(self, job: JobRequested) -> TerminalEvent:
+        rec = AttemptRecord(started_at=self._clock())
+        await self._publisher.publish_job_event(self._started(job, rec.started_at))
+        error: ErrorInfo | None = None
+        try:
+            await self._stream(job, rec)
+        except Exception as exc:
+            error = classify_failure(exc)
+            log.warning(
+                "job attempt failed",
+                extra={"job_id": job.job_id, "attempt": job.attempt, "code": error.code},
+            )
+        event = terminal_event(job, rec, self._clock(), error)
+        await self._publisher.publish_job_event(event)
+        return event
+
+    async def _stream(self, job: JobRequested, rec: AttemptRecord) -> None:
+        async for text in stream_tokens(self._llm, job, rec.outcome):
+            ts = self._clock()
+            if rec.first_token_at is None:
+                rec.first_token_at = ts
+            token = TokenStreamed(
+                job_id=job.job_id, attempt=job.attempt, seq=len(rec.pieces), text=text, ts=ts
+            )
+            await self._publisher.publish_token(token)
+            rec.pieces.append(text)
+        if rec.outcome.finish_reason is None:
+            raise StreamBroken
+
+    def _started(self, job: JobRequested, started_at: float) -> JobStarted:
+        return JobStarted(
+            job_id=job.job_id,
+            user_id=job.user_id,
+            job_type=job.job_type,
+            priority=job.priority,
+            attempt=job.attempt,
+            model=job.config.model,
+            worker=self._worker,
+            started_at=started_at,
+        )

@@ -1,0 +1,1 @@
+"""Writing to Kafka: job submission, control commands, topic admin."""
