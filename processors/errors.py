@@ -11,9 +11,12 @@ class StreamBroken(Exception):
     """The stream ended without a finish_reason: cut off, never a completed answer."""
 
 
-def classify_failure(exc: BaseException) -> ErrorInfo:
-    """Map an exception to a code and a message with no internals (no URLs, keys, traces)."""
-    if isinstance(exc, StreamBroken):
+def classify_failure(exc: BaseException, mid_stream: bool = False) -> ErrorInfo:
+    """Map an exception to a code and a message with no internals (no URLs, keys, traces).
+
+    A connection lost after tokens arrived is a broken stream, not an unreachable provider.
+    """
+    if isinstance(exc, StreamBroken) or (mid_stream and isinstance(exc, openai.APIError)):
         return ErrorInfo(code="stream_broken", message="the model's stream ended before finishing")
     if isinstance(exc, openai.RateLimitError):
         return ErrorInfo(code="llm_rate_limited", message="the model provider is rate limiting")

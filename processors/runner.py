@@ -119,7 +119,7 @@ class JobRunner:
         try:
             await self._stream(job, rec)
         except Exception as exc:
-            error = classify_failure(exc)
+            error = classify_failure(exc, mid_stream=bool(rec.pieces))
             log.warning(
                 "job attempt failed",
                 extra={"job_id": job.job_id, "attempt": job.attempt, "code": error.code},

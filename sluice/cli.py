@@ -57,11 +57,23 @@ def sinks() -> None:
 
 
 @app.command()
-def migrate() -> None:
-    """Apply the Postgres and ClickHouse migrations."""
+def init() -> None:
+    """Create the Kafka topics and apply migrations on the configured Kafka and databases."""
+    from producers.topics import ensure_topics
+    from schemas.topics import topic_specs
     from sinks.migrations import migrate_all
+    from sluice.settings import get_settings
 
+    s = get_settings()
+    specs = topic_specs(
+        tokens_partitions=s.tokens_partitions,
+        jobs_partitions=s.jobs_partitions,
+        tokens_retention_ms=s.tokens_retention_ms,
+    )
+    created = ensure_topics(s.kafka_bootstrap, specs)
+    typer.echo(f"topics created: {', '.join(created) or 'none (all existed)'}")
     migrate_all()
+    typer.echo("migrations applied")
 
 
 @app.command()
