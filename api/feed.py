@@ -51,38 +51,56 @@ class FeedAssembler:
     """Orders one job's events for a subscriber: tokens of the newest attempt, then its end.
 
     Tokens and lifecycle events live on two topics, so they can be read in any
-    interleaving; the terminal event carries the attempt's token count and is held
-    back until that many tokens have been delivered.
+    interleaving. Every subscriber sees the same order anyway: an attempt's tokens are
+    held until its ``job.started`` has been read, and the terminal event, which carries
+    the attempt's token count, is held until that many tokens have been delivered.
     """
 
     job_id: str
     max_tokens: int | None = None
     attempt: int = 0
     next_seq: int = 0
+    started_attempt: int = 0
     pending_end: JobFinished | None = None
     done: bool = False
+    _early: list[TokenStreamed] = field(default_factory=list)
     _out: list[FeedItem] = field(default_factory=list)
 
     def on_token(self, token: TokenStreamed) -> list[FeedItem]:
         if self.done or token.attempt < self.attempt:
             return []
+        if token.attempt > self.started_attempt:
+            self._early.append(token)  # its job.started is still on the way
+            return []
+        self._deliver(token)
+        return self._drain()
+
+    def _deliver(self, token: TokenStreamed) -> None:
+        if token.attempt < self.attempt:
+            return  # superseded by a newer attempt
         if token.attempt > self.attempt:
             self.attempt, self.next_seq = token.attempt, 0
         if token.seq < self.next_seq:
-            return []  # already delivered
+            return  # already delivered
         self.next_seq = token.seq + 1
         self._out.append(FeedItem("token.streamed", self._token_data(token)))
         self._maybe_finish()
-        return self._drain()
 
     def on_job_event(self, event: JobEvent) -> list[FeedItem]:
         if self.done:
             return []
         if isinstance(event, JobQueued):
             self.max_tokens = event.config.max_tokens
-        elif isinstance(event, JobStarted):
+        elif isinstance(event, JobStarted) and event.attempt > self.started_attempt:
+            self.started_attempt = event.attempt
             data = {"job_id": self.job_id, "attempt": event.attempt, "model": event.model}
             self._out.append(FeedItem("job.started", data))
+            early, self._early = self._early, []
+            for token in early:
+                if token.attempt <= self.started_attempt:
+                    self._deliver(token)
+                else:
+                    self._early.append(token)
         elif isinstance(event, JobFinished) and event.attempt >= self.attempt:
             self.pending_end = event
             self._maybe_finish()

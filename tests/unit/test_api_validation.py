@@ -15,7 +15,9 @@ START = "/api/openai-streaming/start"
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(create_app())  # not entered: no lifespan, no connections
+    app = create_app()
+    app.state.services = None  # never reached: validation answers first
+    return TestClient(app)  # not entered: no lifespan, no connections
 
 
 def fields_of(body: dict[str, Any]) -> set[str]:

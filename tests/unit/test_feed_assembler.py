@@ -6,6 +6,7 @@ from schemas.events import (
     JobCompleted,
     JobFailed,
     JobQueued,
+    JobStarted,
     Timings,
     TokenStreamed,
     Usage,
@@ -40,12 +41,22 @@ def finished(token_count: int, attempt: int = 1, failed: bool = False) -> JobCom
     return JobCompleted(**fields)
 
 
+def started(attempt: int = 1) -> JobStarted:
+    return JobStarted(**CTX, attempt=attempt, model="m", worker="w", started_at=0.0)
+
+
+def new_feed(attempt: int = 1) -> FeedAssembler:
+    feed = FeedAssembler(JOB)
+    feed.on_job_event(started(attempt))
+    return feed
+
+
 def names(items: list) -> list[str]:  # type: ignore[type-arg]
     return [i.event for i in items]
 
 
 def test_tokens_then_completion_in_order() -> None:
-    feed = FeedAssembler(JOB)
+    feed = new_feed()
     out = []
     for seq in range(3):
         out += feed.on_token(token(seq))
@@ -56,7 +67,7 @@ def test_tokens_then_completion_in_order() -> None:
 
 
 def test_completion_read_before_last_tokens_waits_for_them() -> None:
-    feed = FeedAssembler(JOB)
+    feed = new_feed()
     out = feed.on_token(token(0))
     out += feed.on_job_event(finished(3))
     assert names(out) == ["token.streamed"]
@@ -66,18 +77,20 @@ def test_completion_read_before_last_tokens_waits_for_them() -> None:
 
 
 def test_duplicate_tokens_are_delivered_once() -> None:
-    feed = FeedAssembler(JOB)
+    feed = new_feed()
     out = feed.on_token(token(0)) + feed.on_token(token(0)) + feed.on_token(token(1))
     assert [i.data["seq"] for i in out] == [0, 1]
 
 
 def test_newer_attempt_supersedes_older_tokens() -> None:
-    feed = FeedAssembler(JOB)
-    out = feed.on_token(token(0, attempt=1)) + feed.on_token(token(0, attempt=2))
+    feed = new_feed()
+    out = feed.on_token(token(0, attempt=1)) + feed.on_job_event(started(2))
+    out += feed.on_token(token(0, attempt=2))
     out += feed.on_token(token(1, attempt=1))  # late token of the old attempt: dropped
     out += feed.on_job_event(finished(1, attempt=2))
     assert [(i.event, i.data.get("attempt")) for i in out] == [
         ("token.streamed", 1),
+        ("job.started", 2),
         ("token.streamed", 2),
         ("streaming.completed", 2),
     ]
@@ -94,5 +107,14 @@ def test_progress_is_tokens_against_max_tokens() -> None:
     feed = FeedAssembler(JOB)
     queued = JobQueued(**CTX, prompt="p", config=JobConfig(max_tokens=4), submitted_at=0.0)
     feed.on_job_event(queued)
+    feed.on_job_event(started())
     out = feed.on_token(token(0))
     assert out[0].data["progress"] == 25.0
+
+
+def test_tokens_read_before_their_start_wait_for_it() -> None:
+    feed = FeedAssembler(JOB)
+    out = feed.on_token(token(0)) + feed.on_token(token(1))
+    assert out == []
+    out = feed.on_job_event(started())
+    assert names(out) == ["job.started", "token.streamed", "token.streamed"]
