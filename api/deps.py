@@ -21,15 +21,26 @@ class Services:
     partitions: PartitionCounts
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, and whether they hold the admin scope (sees every job)."""
+
+    user_id: str
+    is_admin: bool = False
+
+    def can_see(self, owner_user_id: str | None) -> bool:
+        return self.is_admin or owner_user_id == self.user_id
+
+
 def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def current_user() -> str:
+def current_principal() -> Principal:
     # Every caller is one user until authentication lands.
-    return "anonymous"
+    return Principal(user_id="anonymous")
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-CurrentUser = Annotated[str, Depends(current_user)]
+CurrentUser = Annotated[Principal, Depends(current_principal)]

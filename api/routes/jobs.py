@@ -32,12 +32,14 @@ KAFKA_RETRY_AFTER_S = "5"
 
 
 @router.post("/start", status_code=202, response_model=Envelope[JobAccepted])
-async def start_job(body: JobCreate, user: CurrentUser, svc: ServicesDep) -> Envelope[JobAccepted]:
+async def start_job(
+    body: JobCreate, caller: CurrentUser, svc: ServicesDep
+) -> Envelope[JobAccepted]:
     job_id = new_job_id()
     config = JobConfig(**body.config.model_dump())
     job = JobRequested(
         job_id=job_id,
-        user_id=user,
+        user_id=caller.user_id,
         job_type=body.job_type,
         priority=body.priority,
         prompt=body.prompt,
@@ -46,7 +48,7 @@ async def start_job(body: JobCreate, user: CurrentUser, svc: ServicesDep) -> Env
     )
     queued = JobQueued(
         job_id=job_id,
-        user_id=user,
+        user_id=caller.user_id,
         job_type=body.job_type,
         priority=body.priority,
         prompt=body.prompt,
