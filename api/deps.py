@@ -6,30 +6,28 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.auth import Principal, authenticate
 from api.feed import PartitionCounts
-from api.store import JobStore
+from api.limits import Admissions
+from api.store import JobStore, TokenStore
+from producers.control import ControlProducer
 from producers.submit import JobSubmitter
 from sluice.settings import Settings
+
+__all__ = ["CurrentUser", "Principal", "Services", "ServicesDep"]
 
 
 @dataclass
 class Services:
     settings: Settings
     submitter: JobSubmitter
-    store: JobStore
+    control: ControlProducer
+    jobs: JobStore
+    tokens: TokenStore
+    admissions: Admissions
     partitions: PartitionCounts
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user, and whether they hold the admin scope (sees every job)."""
-
-    user_id: str
-    is_admin: bool = False
-
-    def can_see(self, owner_user_id: str | None) -> bool:
-        return self.is_admin or owner_user_id == self.user_id
 
 
 def get_services(request: Request) -> Services:
@@ -37,10 +35,16 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def current_principal() -> Principal:
-    # Every caller is one user until authentication lands.
-    return Principal(user_id="anonymous")
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+bearer = HTTPBearer(auto_error=False, description="an API token from `sluice tokens create`")
+
+
+async def current_principal(
+    svc: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return await authenticate(credentials.credentials if credentials else None, svc.tokens)
+
+
 CurrentUser = Annotated[Principal, Depends(current_principal)]

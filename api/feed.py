@@ -61,7 +61,11 @@ class FeedAssembler:
     attempt: int = 0
     next_seq: int = 0
     started_attempt: int = 0
+    queued: JobQueued | None = None
+    started: JobStarted | None = None
+    texts: list[str] = field(default_factory=list)
     pending_end: JobFinished | None = None
+    finished: JobFinished | None = None
     done: bool = False
     _early: list[TokenStreamed] = field(default_factory=list)
     _out: list[FeedItem] = field(default_factory=list)
@@ -79,10 +83,11 @@ class FeedAssembler:
         if token.attempt < self.attempt:
             return  # superseded by a newer attempt
         if token.attempt > self.attempt:
-            self.attempt, self.next_seq = token.attempt, 0
+            self.attempt, self.next_seq, self.texts = token.attempt, 0, []
         if token.seq < self.next_seq:
             return  # already delivered
         self.next_seq = token.seq + 1
+        self.texts.append(token.text)
         self._out.append(FeedItem("token.streamed", self._token_data(token)))
         self._maybe_finish()
 
@@ -90,9 +95,11 @@ class FeedAssembler:
         if self.done:
             return []
         if isinstance(event, JobQueued):
+            self.queued = event
             self.max_tokens = event.config.max_tokens
         elif isinstance(event, JobStarted) and event.attempt > self.started_attempt:
             self.started_attempt = event.attempt
+            self.started = event
             data = {"job_id": self.job_id, "attempt": event.attempt, "model": event.model}
             self._out.append(FeedItem("job.started", data))
             early, self._early = self._early, []
@@ -115,6 +122,7 @@ class FeedAssembler:
         if end.attempt == self.attempt and self.next_seq >= end.token_count:
             self._out.append(FeedItem(TERMINAL_FEED_NAMES[_event_type(end)], self._end_data(end)))
             self.done = True
+            self.finished = end
 
     def _token_data(self, token: TokenStreamed) -> dict[str, Any]:
         progress = None
@@ -168,9 +176,17 @@ class PartitionCounts:
 
 
 async def job_feed(
-    job_id: str, bootstrap: str, partitions: PartitionCounts
+    job_id: str,
+    bootstrap: str,
+    partitions: PartitionCounts,
+    assembler: FeedAssembler | None = None,
+    follow: bool = True,
 ) -> AsyncIterator[FeedItem]:
-    """Yield the job's feed from its first event until its terminal event."""
+    """Yield the job's feed from its first event until its terminal event.
+
+    With ``follow=False`` it stops at what the log holds now instead of waiting for more:
+    a snapshot of the job, left in ``assembler``.
+    """
     key = job_id.encode()
     tps = [
         TopicPartition(TOKENS, partition_for_key(key, await partitions.get(TOKENS))),
@@ -182,10 +198,12 @@ async def job_feed(
     await consumer.start()
     try:
         consumer.assign(tps)
-        await _seek_to_job_start(consumer, tps, job_id_time_ms(job_id) - CLOCK_SKEW_MS)
-        assembler = FeedAssembler(job_id)
+        ends = await _seek_to_job_start(consumer, tps, job_id_time_ms(job_id) - CLOCK_SKEW_MS)
+        assembler = assembler or FeedAssembler(job_id)
         while not assembler.done:
-            batches = await consumer.getmany(timeout_ms=500)
+            if not follow and all([await _reached(consumer, tp, ends[tp]) for tp in tps]):
+                return
+            batches = await consumer.getmany(timeout_ms=100 if not follow else 500)
             for tp, records in batches.items():
                 for record in records:
                     if record.key != key:
@@ -196,9 +214,14 @@ async def job_feed(
         await consumer.stop()
 
 
+async def _reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
+    position: int = await consumer.position(tp)
+    return position >= end
+
+
 async def _seek_to_job_start(
     consumer: AIOKafkaConsumer, tps: list[TopicPartition], start_ms: int
-) -> None:
+) -> dict[TopicPartition, int]:
     # Ends first: an event produced after this lookup has an offset at or past them,
     # so falling back to them can never skip one.
     ends = await consumer.end_offsets(tps)
@@ -206,6 +229,7 @@ async def _seek_to_job_start(
     for tp in tps:
         found = offsets.get(tp)
         consumer.seek(tp, ends[tp] if found is None else found.offset)
+    return {tp: int(ends[tp]) for tp in tps}
 
 
 def _event_type(event: JobFinished) -> str:

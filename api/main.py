@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.feed import PartitionCounts
+from api.limits import Admissions, UserLimits
 from api.routes import health, jobs, stream
-from api.store import JobStore
+from api.store import JobStore, TokenStore, make_pool
+from producers.control import ControlProducer
 from producers.submit import JobSubmitter
 from sluice.settings import Settings, get_settings
 
@@ -22,20 +24,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = Services(
+        pool = make_pool(settings.resolved_database_url)
+        submitter = JobSubmitter(settings.kafka_bootstrap)
+        app.state.services = Services(
             settings=settings,
-            submitter=JobSubmitter(settings.kafka_bootstrap),
-            store=JobStore(settings.resolved_database_url),
+            submitter=submitter,
+            control=ControlProducer(submitter),
+            jobs=JobStore(pool),
+            tokens=TokenStore(pool),
+            admissions=Admissions(
+                pool,
+                UserLimits(
+                    submissions_per_minute=settings.submissions_per_minute,
+                    max_active_jobs=settings.max_active_jobs_per_user,
+                    active_window_s=settings.active_job_window_s,
+                ),
+            ),
             partitions=PartitionCounts(settings.kafka_bootstrap),
         )
-        await services.submitter.start()
-        await services.store.open()
-        app.state.services = services
+        await submitter.start()
+        await pool.open(wait=False)
         try:
             yield
         finally:
-            await services.submitter.stop()
-            await services.store.close()
+            await submitter.stop()
+            await pool.close()
 
     app = FastAPI(
         title="sluice",

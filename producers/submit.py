@@ -56,21 +56,19 @@ class JobSubmitter:
             await self._producer.stop()
             self._producer = None
 
+    async def send_durably(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send one event and return once the broker has it (acks=all)."""
+        producer = await self._ready_producer()
+        try:
+            await asyncio.wait_for(producer.send_and_wait(topic, value, key=key), self._timeout)
+        except (KafkaError, TimeoutError) as exc:
+            raise KafkaUnavailable(str(exc)) from exc
+
     async def submit(self, queued: JobQueued, job: JobRequested) -> None:
         """Record the job as queued, then hand it to the workers.
 
         The queued event goes first so the lifecycle log never shows a job starting
         before it was queued.
         """
-        producer = await self._ready_producer()
-        try:
-            await asyncio.wait_for(
-                producer.send_and_wait(JOB_EVENTS, queued.to_bytes(), key=queued.key()),
-                self._timeout,
-            )
-            await asyncio.wait_for(
-                producer.send_and_wait(priority_topic(job.priority), job.to_bytes(), key=job.key()),
-                self._timeout,
-            )
-        except (KafkaError, TimeoutError) as exc:
-            raise KafkaUnavailable(str(exc)) from exc
+        await self.send_durably(JOB_EVENTS, queued.key(), queued.to_bytes())
+        await self.send_durably(priority_topic(job.priority), job.key(), job.to_bytes())

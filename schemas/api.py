@@ -7,22 +7,27 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.jobs import MAX_PROMPT_CHARS, JobConfig, JobStatus, JobType
+from schemas.jobs import MAX_TOKENS_LIMIT, JobStatus, JobType
 from schemas.topics import Priority
 
 T = TypeVar("T")
 
 
-class JobConfigIn(JobConfig):
-    """A request's config: a misspelt field is an error, not silently ignored."""
+class JobConfigIn(BaseModel):
+    """A request's model settings. Omitted fields take the job type's defaults; a
+    misspelt field is an error, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, min_length=1, max_length=100)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
 
 
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    prompt: str = Field(min_length=1)
     job_type: JobType = JobType.analysis
     priority: Priority = Priority.normal
     config: JobConfigIn = Field(default_factory=JobConfigIn)
@@ -41,6 +46,8 @@ class JobAccepted(BaseModel):
     status: JobStatus = JobStatus.queued
     priority: Priority
     job_type: JobType
+    model: str
+    max_tokens: int
     ws_url: str
 
 
@@ -75,8 +82,38 @@ class JobStatusPublic(BaseModel):
     submitted_at: datetime | None
     started_at: datetime | None
     completed_at: datetime | None
+    queue_position: int | None = Field(
+        default=None, description="while queued: jobs ahead of this one (1 = next)"
+    )
+    estimated_wait_s: float | None = Field(default=None, description="while queued")
     error_code: str | None = None
     error_message: str | None = None
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    status: JobStatus
+    job_type: JobType | None
+    priority: Priority | None
+    model: str | None
+    submitted_at: datetime | None
+    completed_at: datetime | None
+    user_id: str | None
+
+
+class JobsPage(BaseModel):
+    jobs: list[JobSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class JobStreamPublic(BaseModel):
+    job_id: str
+    status: JobStatus
+    attempt: int
+    progress_percentage: float
+    tokens_streamed: int
+    partial_response: str
+    last_seq: int | None
 
 
 class PerformanceMetrics(BaseModel):
@@ -89,6 +126,9 @@ class PerformanceMetrics(BaseModel):
 class QualityMetrics(BaseModel):
     estimated_cost_usd: float | None
     finish_reason: str | None
+    parse_ok: bool
+    parse_error: str | None = None
+    truncated: bool = Field(description="the answer hit max_tokens or the stream was cut")
 
 
 class JobResultPublic(BaseModel):
@@ -97,12 +137,18 @@ class JobResultPublic(BaseModel):
     job_type: JobType | None
     prompt: str | None
     response: str | None
+    parsed_response: dict[str, Any] | None
     token_usage: TokenUsage | None
     performance_metrics: PerformanceMetrics
     quality_metrics: QualityMetrics
     attempt: int
     error_code: str | None = None
     error_message: str | None = None
+
+
+class CancelAccepted(BaseModel):
+    job_id: str
+    status: JobStatus | str = Field(description="`cancelling` until the worker stops it")
 
 
 class JobMetricsPublic(BaseModel):

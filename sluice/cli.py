@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from sluice.accounts_cli import tokens_app, users_app
 from sluice.stack.cli import stack_app
 
 app = typer.Typer(no_args_is_help=True, help="LLM jobs as a stream on Apache Kafka.")
 app.add_typer(stack_app, name="stack", help="The local stack: Kafka, Postgres, ClickHouse, LLM.")
+app.add_typer(users_app, name="users", help="Users of the api.")
+app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
 
 
 @app.command("fake-llm")
@@ -80,11 +83,14 @@ def init() -> None:
 def demo(
     json_output: bool = typer.Option(False, "--json", help="end with one JSON line"),
     prompt: str = "Explain what a Kafka consumer group is, briefly.",
+    token: str | None = typer.Option(
+        None, envvar="SLUICE_API_TOKEN", help="default: a fresh token for the local demo user"
+    ),
 ) -> None:
     """Submit a job over HTTP, print its tokens live, then its stored result and metrics."""
     from sluice.demo import run_demo
 
-    raise typer.Exit(run_demo(prompt=prompt, json_output=json_output))
+    raise typer.Exit(run_demo(prompt=prompt, json_output=json_output, token=token))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import websockets
 from rich.console import Console
 from rich.table import Table
 
-from sluice.settings import get_settings
+from sluice import accounts
+from sluice.settings import Settings, get_settings
 
 SINK_WAIT_S = 60.0
 
@@ -32,9 +33,11 @@ async def _poll(client: httpx.AsyncClient, path: str, ready: Any) -> dict[str, A
         await asyncio.sleep(0.25)
 
 
-async def _watch_tokens(ws_url: str, out: Console) -> tuple[list[str], dict[str, Any]]:
+async def _watch_tokens(
+    ws_url: str, auth: dict[str, str], out: Console
+) -> tuple[list[str], dict[str, Any]]:
     texts: list[str] = []
-    async with websockets.connect(ws_url) as ws:
+    async with websockets.connect(ws_url, additional_headers=auth) as ws:
         async for raw in ws:
             message = json.loads(raw)
             if message["event"] == "token.streamed":
@@ -55,13 +58,24 @@ def _table(title: str, data: dict[str, Any]) -> Table:
     return table
 
 
-async def _demo(prompt: str, json_output: bool) -> int:
+def demo_token(settings: Settings) -> str:
+    """A token for the local demo user, minted straight in the local database."""
+    import psycopg
+
+    with psycopg.connect(settings.resolved_database_url, autocommit=True) as conn:
+        accounts.ensure_user(conn, "demo")
+        return accounts.create_token(conn, "demo", name="sluice demo").token
+
+
+async def _demo(prompt: str, json_output: bool, token: str | None) -> int:
     settings = get_settings()
+    token = token or demo_token(settings)
+    auth = {"Authorization": f"Bearer {token}"}
     # Tokens go to stdout as they arrive; the tables go to stderr in --json mode so the
     # last stdout line is the JSON summary.
     out = Console(file=sys.stdout)
     info = Console(file=sys.stderr if json_output else sys.stdout)
-    async with httpx.AsyncClient(base_url=settings.api_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=settings.api_url, timeout=30, headers=auth) as client:
         resp = await client.post(
             "/api/openai-streaming/start",
             json={"prompt": prompt, "job_type": "analysis", "priority": "high"},
@@ -72,7 +86,7 @@ async def _demo(prompt: str, json_output: bool) -> int:
         job_id = resp.json()["data"]["job_id"]
         info.print(f"[bold]job {job_id}[/] accepted; tokens as they stream:")
         ws_url = settings.api_url.replace("http", "ws", 1) + f"/api/openai-streaming/{job_id}/ws"
-        texts, end = await _watch_tokens(ws_url, out)
+        texts, end = await _watch_tokens(ws_url, auth, out)
         info.print(f"[bold]{end['event']}[/] after {len(texts)} tokens")
         result = await _poll(client, f"/api/openai-streaming/{job_id}/results", lambda d: True)
         info.print(_table("Postgres: stored result", result))
@@ -100,5 +114,5 @@ async def _demo(prompt: str, json_output: bool) -> int:
     return 0 if result["status"] == "completed" and consistent else 1
 
 
-def run_demo(prompt: str, json_output: bool) -> int:
-    return asyncio.run(_demo(prompt, json_output))
+def run_demo(prompt: str, json_output: bool, token: str | None = None) -> int:
+    return asyncio.run(_demo(prompt, json_output, token))

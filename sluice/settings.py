@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sluice.pricing import DEFAULT_PRICES_PER_MILLION
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore")
@@ -51,6 +53,18 @@ class Settings(BaseSettings):
     # api
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # per-user limits, enforced in Postgres so they hold across api replicas
+    submissions_per_minute: int = 60
+    max_active_jobs_per_user: int = 20
+    # a job admitted longer ago than this no longer counts as active, even if it never ended
+    active_job_window_s: int = 2 * 3600
+    # request bounds
+    max_prompt_chars: int = 100_000
+    max_tokens_limit: int = 16_384
+    allowed_models: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PRICES_PER_MILLION),
+        description="models a job may ask for (default: the priced ones); '[\"*\"]' for any",
+    )
 
     # worker
     worker_concurrency: int = 64

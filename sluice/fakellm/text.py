@@ -15,6 +15,7 @@ import random
 import re
 from collections.abc import Sequence
 
+from sluice.fakellm.formats import structured_answer
 from sluice.fakellm.protocol import ChatMessage
 
 MIN_ANSWER_TOKENS = 40
@@ -68,6 +69,9 @@ def answer_tokens(messages: Sequence[ChatMessage], seed: int | None, model: str)
     it at ``max_tokens``.
     """
     rng = random.Random(_fingerprint(messages, seed, model))
+    structured = structured_answer(messages, rng)
+    if structured is not None:
+        return structured
     nouns = _NOUNS + _prompt_words(messages)
     target = rng.randint(MIN_ANSWER_TOKENS, MAX_TARGET_TOKENS)
     words: list[str] = []

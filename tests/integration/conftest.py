@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import websockets
 
+from sluice import accounts
 from sluice.settings import get_settings
 
 START = "/api/openai-streaming/start"
@@ -29,9 +32,40 @@ def api_url() -> str:
     return url
 
 
+def mint_token(user: str, admin: bool = False) -> str:
+    """A fresh user (unique per test run) and a token for it, straight in Postgres."""
+    with psycopg.connect(get_settings().resolved_database_url, autocommit=True) as conn:
+        accounts.ensure_user(conn, user)
+        return accounts.create_token(conn, user, name="tests", admin=admin).token
+
+
+def user_name(role: str) -> str:
+    return f"{role}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def alice_token() -> str:
+    return mint_token(user_name("alice"))
+
+
+@pytest.fixture(scope="session")
+def bob_token() -> str:
+    return mint_token(user_name("bob"))
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return mint_token(user_name("admin"), admin=True)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
-async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as c:
+async def client(api_url: str, alice_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """Alice's client: most tests act as one ordinary user."""
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, headers=bearer(alice_token)) as c:
         yield c
 
 
@@ -42,11 +76,15 @@ async def submit(client: httpx.AsyncClient, prompt: str, **fields: Any) -> str:
     return job_id
 
 
-async def feed(api_url: str, job_id: str, limit_s: float = 60) -> list[dict[str, Any]]:
+def ws_url(api_url: str, job_id: str) -> str:
+    return api_url.replace("http", "ws", 1) + f"/api/openai-streaming/{job_id}/ws"
+
+
+async def feed(api_url: str, job_id: str, token: str, limit_s: float = 60) -> list[dict[str, Any]]:
     """Every message the job's WebSocket sends, up to and including its terminal event."""
-    ws_url = api_url.replace("http", "ws", 1) + f"/api/openai-streaming/{job_id}/ws"
     messages: list[dict[str, Any]] = []
-    async with asyncio.timeout(limit_s), websockets.connect(ws_url) as ws:
+    connect = websockets.connect(ws_url(api_url, job_id), additional_headers=bearer(token))
+    async with asyncio.timeout(limit_s), connect as ws:
         async for raw in ws:
             message = json.loads(raw)
             messages.append(message)

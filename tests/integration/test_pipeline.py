@@ -11,14 +11,14 @@ from schemas.events import decode_token
 from schemas.topics import TOKENS
 from sluice.jobids import job_id_time_ms
 from sluice.settings import get_settings
-from tests.integration.conftest import feed, submit, tokens_of, wait_for
+from tests.integration.conftest import bearer, feed, submit, tokens_of, wait_for
 
 
 async def test_job_streams_over_websocket_and_lands_in_postgres_and_clickhouse(
-    client: httpx.AsyncClient, api_url: str
+    client: httpx.AsyncClient, api_url: str, alice_token: str
 ) -> None:
     job_id = await submit(client, "Describe a Kafka partition.", priority="high")
-    messages = await feed(api_url, job_id)
+    messages = await feed(api_url, job_id, alice_token)
 
     tokens = tokens_of(messages)
     assert tokens, "no token arrived over the WebSocket"
@@ -46,12 +46,16 @@ async def test_job_streams_over_websocket_and_lands_in_postgres_and_clickhouse(
     assert row["estimated_cost_usd"] > 0
 
 
-async def test_two_jobs_at_once_never_mix_tokens(client: httpx.AsyncClient, api_url: str) -> None:
+async def test_two_jobs_at_once_never_mix_tokens(
+    client: httpx.AsyncClient, api_url: str, alice_token: str
+) -> None:
     first, second = await asyncio.gather(
         submit(client, "Tell me about consumer groups."),
         submit(client, "Tell me about log compaction, in detail please."),
     )
-    feeds = await asyncio.gather(feed(api_url, first), feed(api_url, second))
+    feeds = await asyncio.gather(
+        feed(api_url, first, alice_token), feed(api_url, second, alice_token)
+    )
     for job_id, messages in zip((first, second), feeds, strict=True):
         tokens = tokens_of(messages)
         assert {t["job_id"] for t in tokens} == {job_id}
@@ -63,17 +67,17 @@ async def test_two_jobs_at_once_never_mix_tokens(client: httpx.AsyncClient, api_
 
 
 async def test_subscriber_arriving_after_the_end_gets_the_whole_stream(
-    client: httpx.AsyncClient, api_url: str
+    client: httpx.AsyncClient, api_url: str, alice_token: str
 ) -> None:
     job_id = await submit(client, "Why are logs better than queues?")
-    live = await feed(api_url, job_id)
-    late = await feed(api_url, job_id)
+    live = await feed(api_url, job_id, alice_token)
+    late = await feed(api_url, job_id, alice_token)
     assert late == live
 
 
-def test_any_kafka_client_reads_one_event_per_token_in_order() -> None:
+def test_any_kafka_client_reads_one_event_per_token_in_order(alice_token: str) -> None:
     """What `kcat -C -t tokens` shows: keyed by job id, seq order per job."""
-    job_id = asyncio.run(_finished_job())
+    job_id = asyncio.run(_finished_job(alice_token))
     settings = get_settings()
     consumer = Consumer(
         {
@@ -103,11 +107,13 @@ def test_any_kafka_client_reads_one_event_per_token_in_order() -> None:
     assert seqs and seqs == list(range(len(seqs)))
 
 
-async def _finished_job() -> str:
+async def _finished_job(token: str) -> str:
     settings = get_settings()
-    async with httpx.AsyncClient(base_url=settings.api_url, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=settings.api_url, timeout=30, headers=bearer(token)
+    ) as client:
         job_id = await submit(client, "Explain offsets.")
-        await feed(settings.api_url, job_id)
+        await feed(settings.api_url, job_id, token)
         return job_id
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.auth import Principal
+from api.deps import current_principal
 from api.main import create_app
 
 START = "/api/openai-streaming/start"
@@ -16,6 +18,7 @@ START = "/api/openai-streaming/start"
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     app = create_app()
+    app.dependency_overrides[current_principal] = lambda: Principal(user_id="u1")
     app.state.services = None  # never reached: validation answers first
     return TestClient(app)  # not entered: no lifespan, no connections
 

@@ -29,7 +29,7 @@ def test_other_schemes_are_refused() -> None:
 
 def test_yoyo_reads_the_postgres_migrations_with_their_rollbacks() -> None:
     migrations = read_migrations(str(POSTGRES_DIR))
-    assert [m.id for m in migrations] == ["0001_jobs"]
+    assert [m.id for m in migrations] == ["0001_jobs", "0002_accounts"]
 
 
 def test_clickhouse_migrations_are_versioned_and_ordered() -> None:

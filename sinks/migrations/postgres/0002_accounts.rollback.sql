@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS job_admissions;
+DROP TABLE IF EXISTS api_tokens;
+DROP TABLE IF EXISTS users;
