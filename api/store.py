@@ -11,7 +11,12 @@ from psycopg_pool import AsyncConnectionPool
 
 def make_pool(database_url: str) -> AsyncConnectionPool:
     return AsyncConnectionPool(
-        database_url, min_size=1, max_size=10, open=False, kwargs={"row_factory": dict_row}
+        database_url,
+        min_size=1,
+        max_size=10,
+        open=False,
+        timeout=5.0,  # fail fast with a 503 rather than hold requests while Postgres is down
+        kwargs={"row_factory": dict_row, "connect_timeout": 3},
     )
 
 

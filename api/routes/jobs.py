@@ -7,8 +7,6 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-import psycopg
-import psycopg_pool
 from fastapi import APIRouter, Query
 
 from api.deps import CurrentUser, ServicesDep
@@ -47,7 +45,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix=PREFIX, tags=["jobs"], responses=ERRORS)
 
 RETRY_AFTER_S = "5"
-DATA_UNAVAILABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 
 
 def _unavailable(code: str, what: str) -> ApiError:
@@ -123,8 +120,6 @@ async def start_job(
         ) from None
     except KafkaUnavailable:
         raise _unavailable("queue_unavailable", "the job queue") from None
-    except DATA_UNAVAILABLE:
-        raise _unavailable("limits_unavailable", "the limits store") from None
     return Envelope(
         data=JobAccepted(
             job_id=job.job_id,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,3 +101,36 @@ def test_submissions_per_minute_are_shared_between_replicas(two_replicas: list[s
     assert refusal is not None
     assert refusal.json()["error"]["details"]["allowed"] == 4
     assert 1 <= int(refusal.headers["retry-after"]) <= 60
+
+
+def test_database_down_answers_503_and_accepts_nothing(tmp_path: Path) -> None:
+    """An api whose Postgres is unreachable refuses clearly instead of failing inside."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLUICE_API_PORT": str(port),
+        "DATABASE_URL": "postgresql://x@127.0.0.1:9/x",
+    }
+    log = (tmp_path / "api.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sluice.cli", "api"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
+            time.sleep(0.2)
+        resp = post(url, mint_token(user_name("nodb")))
+        assert resp.status_code == 503
+        assert resp.json()["error"]["code"] == "database_unavailable"
+        assert resp.headers["retry-after"]
+        assert "127.0.0.1" not in resp.text and "psycopg" not in resp.text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
