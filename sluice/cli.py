@@ -5,12 +5,14 @@ from __future__ import annotations
 import typer
 
 from sluice.accounts_cli import tokens_app, users_app
+from sluice.sql_cli import sql
 from sluice.stack.cli import stack_app
 
 app = typer.Typer(no_args_is_help=True, help="LLM jobs as a stream on Apache Kafka.")
 app.add_typer(stack_app, name="stack", help="The local stack: Kafka, Postgres, ClickHouse, LLM.")
 app.add_typer(users_app, name="users", help="Users of the api.")
 app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
+app.command("sql")(sql)
 
 
 @app.command("fake-llm")
@@ -33,6 +35,19 @@ def fake_llm(
         ),
         ttft_ms=ttft_ms if ttft_ms is not None else s.fake_llm_ttft_ms,
     )
+
+
+@app.command("replay")
+def replay(
+    job_id: str = typer.Argument(..., help="the job to replay"),
+    speed: str = typer.Option("1", help="1 = original timing, 10 = ten times faster, max"),
+    attempt: int | None = typer.Option(None, help="default: the attempt whose result stands"),
+    json_output: bool = typer.Option(False, "--json", help="one JSON object per token"),
+) -> None:
+    """Replay a job's token stream from the tokens topic, with its original timing."""
+    from sluice.replay_cli import replay_command
+
+    replay_command(job_id, speed, attempt, json_output)
 
 
 @app.command()

@@ -110,3 +110,15 @@ async def wait_for(
             return result
         assert time.monotonic() < deadline, f"{path} never became ready: {resp.text}"
         await asyncio.sleep(0.2)
+
+
+def finished_job_feed(token: str, prompt: str) -> tuple[str, list[dict[str, Any]]]:
+    """From synchronous tests: submit a job and watch it to its end."""
+
+    async def run() -> tuple[str, list[dict[str, Any]]]:
+        url = get_settings().api_url
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=bearer(token)) as c:
+            job_id = await submit(c, prompt)
+            return job_id, await feed(url, job_id, token)
+
+    return asyncio.run(run())

@@ -11,7 +11,7 @@ from schemas.events import decode_token
 from schemas.topics import TOKENS
 from sluice.jobids import job_id_time_ms
 from sluice.settings import get_settings
-from tests.integration.conftest import bearer, feed, submit, tokens_of, wait_for
+from tests.integration.conftest import feed, finished_job_feed, submit, tokens_of, wait_for
 
 
 async def test_job_streams_over_websocket_and_lands_in_postgres_and_clickhouse(
@@ -77,7 +77,7 @@ async def test_subscriber_arriving_after_the_end_gets_the_whole_stream(
 
 def test_any_kafka_client_reads_one_event_per_token_in_order(alice_token: str) -> None:
     """What `kcat -C -t tokens` shows: keyed by job id, seq order per job."""
-    job_id = asyncio.run(_finished_job(alice_token))
+    job_id, _ = finished_job_feed(alice_token, "Explain offsets.")
     settings = get_settings()
     consumer = Consumer(
         {
@@ -105,16 +105,6 @@ def test_any_kafka_client_reads_one_event_per_token_in_order(alice_token: str) -
     finally:
         consumer.close()
     assert seqs and seqs == list(range(len(seqs)))
-
-
-async def _finished_job(token: str) -> str:
-    settings = get_settings()
-    async with httpx.AsyncClient(
-        base_url=settings.api_url, timeout=30, headers=bearer(token)
-    ) as client:
-        job_id = await submit(client, "Explain offsets.")
-        await feed(settings.api_url, job_id, token)
-        return job_id
 
 
 async def test_bad_requests_are_refused_with_the_field_named(client: httpx.AsyncClient) -> None:
