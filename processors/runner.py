@@ -11,8 +11,10 @@ from typing import Any, Protocol
 from openai import AsyncOpenAI
 
 from processors.errors import StreamBroken, classify_failure
+from processors.job_types import chat_messages
 from processors.llm import StreamOutcome, stream_tokens
 from schemas.events import (
+    CountedUsage,
     ErrorInfo,
     JobCompleted,
     JobFailed,
@@ -24,6 +26,7 @@ from schemas.events import (
     Usage,
 )
 from sluice.pricing import estimate_cost_usd
+from sluice.tokens import count_chat_prompt_tokens, count_text_tokens
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +64,24 @@ def tokens_per_second(rec: AttemptRecord, finished_at: float) -> float:
     return len(rec.pieces) / span if span > 0 else 0.0
 
 
-def attempt_usage(rec: AttemptRecord) -> Usage:
+def attempt_usage(rec: AttemptRecord, job: JobRequested | None = None) -> Usage:
+    """The provider's usage chunk, or else the tokens counted with the model's tokenizer.
+
+    A stream that ended without a usage chunk (cancelled, failed, cut off) was billed for
+    its prompt and every token it streamed. The prompt counts once the model answered;
+    before that (429, 5xx, no connection) nothing was billed. Without ``job`` the prompt
+    cannot be counted.
+    """
     if rec.outcome.usage is not None:
         return rec.outcome.usage
-    # No usage chunk (cut-off stream, or a server that never sends one): count what we saw.
-    return Usage(prompt_tokens=0, completion_tokens=len(rec.pieces), total_tokens=len(rec.pieces))
+    model = job.config.model if job is not None else ""
+    prompt = 0
+    if job is not None and rec.pieces:
+        prompt = count_chat_prompt_tokens(model, chat_messages(job.job_type, job.prompt))
+    completion = count_text_tokens(model, "".join(rec.pieces))
+    return CountedUsage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
 
 
 def terminal_event(

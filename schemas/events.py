@@ -84,6 +84,17 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
+class CountedUsage(Usage):
+    """Usage the worker counted with the model's tokenizer, because no usage chunk came."""
+
+
+UsageSource = Literal["reported", "counted"]
+
+
+def _usage_source(fields: dict[str, Any]) -> UsageSource:
+    return "counted" if isinstance(fields.get("usage"), CountedUsage) else "reported"
+
+
 class Timings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -138,6 +149,10 @@ class JobFinished(JobContext):
     finish_reason: str | None = None
     started_at: float
     finished_at: float
+    usage_source: UsageSource = Field(
+        default_factory=_usage_source,
+        description="usage and cost reported by the provider, or counted by the worker",
+    )
 
 
 class JobCompleted(JobFinished):
