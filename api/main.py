@@ -12,10 +12,11 @@ from api.deps import Services
 from api.errors import install_error_handlers
 from api.feed import PartitionCounts
 from api.limits import Admissions, UserLimits
-from api.routes import health, jobs, stream
+from api.routes import admin, dashboard, health, jobs, stream
 from api.store import JobStore, TokenStore, make_pool
 from producers.control import ControlProducer
 from producers.submit import JobSubmitter
+from sluice.logs import configure_logging
 from sluice.settings import Settings, get_settings
 
 
@@ -60,9 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(stream.router)
+    app.include_router(admin.router)
+    app.include_router(dashboard.router)
     return app
 
 
 def run() -> None:
+    configure_logging()
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
+    )

@@ -1,0 +1,1 @@
+"""Operations helpers for the admin api, the dashboard and /metrics: small, one idea each."""
