@@ -48,6 +48,7 @@ class JobMetricsRow(NamedTuple):
     submitted_at: datetime
     started_at: datetime
     finished_at: datetime
+    usage_source: str = "reported"
 
 
 ClickHouseRow = TokenEventRow | JobMetricsRow
@@ -99,4 +100,5 @@ def job_metrics_row(event: TerminalEvent) -> JobMetricsRow:
         submitted_at=utc_datetime(event.started_at - queue_wait_ms / 1000, "submitted_at"),
         started_at=utc_datetime(event.started_at, "started_at"),
         finished_at=utc_datetime(event.finished_at, "finished_at"),
+        usage_source=event.usage_source,
     )
