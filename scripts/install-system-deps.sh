@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages the local stack needs: a JRE and Maven for Kafka, a Postgres server.
+# System packages the local stack needs: a JRE and Maven for Kafka, a Postgres server;
+# and Debian's Chromium for the dashboard's browser test (Playwright drives it, never downloads one).
 # Installs only what is missing, so it is quick on a machine that has them.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-liberation)  # fonts: readable screenshots
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
