@@ -6,6 +6,7 @@ import typer
 
 from sluice.accounts_cli import tokens_app, users_app
 from sluice.doctor import doctor
+from sluice.sql_cli import sql
 from sluice.stack.cli import stack_app
 from sluice.test_streaming import test_streaming
 
@@ -13,6 +14,7 @@ app = typer.Typer(no_args_is_help=True, help="LLM jobs as a stream on Apache Kaf
 app.add_typer(stack_app, name="stack", help="The local stack: Kafka, Postgres, ClickHouse, LLM.")
 app.add_typer(users_app, name="users", help="Users of the api.")
 app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
+app.command("sql")(sql)
 app.command("doctor")(doctor)
 app.command("test-streaming")(test_streaming)
 
