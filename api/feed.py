@@ -21,6 +21,7 @@ from schemas.events import (
     JobFailed,
     JobFinished,
     JobQueued,
+    JobRetrying,
     JobStarted,
     TokenStreamed,
     decode_job_event,
@@ -69,6 +70,7 @@ class FeedAssembler:
     done: bool = False
     _early: list[TokenStreamed] = field(default_factory=list)
     _out: list[FeedItem] = field(default_factory=list)
+    _retrying: JobRetrying | None = None
 
     def on_token(self, token: TokenStreamed) -> list[FeedItem]:
         if self.done or token.attempt < self.attempt:
@@ -89,6 +91,7 @@ class FeedAssembler:
         self.next_seq = token.seq + 1
         self.texts.append(token.text)
         self._out.append(FeedItem("token.streamed", self._token_data(token)))
+        self._maybe_retrying()
         self._maybe_finish()
 
     def on_job_event(self, event: JobEvent) -> list[FeedItem]:
@@ -98,6 +101,7 @@ class FeedAssembler:
             self.queued = event
             self.max_tokens = event.config.max_tokens
         elif isinstance(event, JobStarted) and event.attempt > self.started_attempt:
+            self._maybe_retrying(superseded_by=event.attempt)
             self.started_attempt = event.attempt
             self.started = event
             data = {"job_id": self.job_id, "attempt": event.attempt, "model": event.model}
@@ -108,10 +112,30 @@ class FeedAssembler:
                     self._deliver(token)
                 else:
                     self._early.append(token)
+        elif isinstance(event, JobRetrying) and event.attempt >= self.started_attempt:
+            self._retrying = event
+            self._maybe_retrying()
         elif isinstance(event, JobFinished) and event.attempt >= self.attempt:
             self.pending_end = event
             self._maybe_finish()
         return self._drain()
+
+    def _maybe_retrying(self, superseded_by: int = 0) -> None:
+        """Relay ``job.retrying`` after the failed attempt's tokens, before the next attempt."""
+        retry = self._retrying
+        if retry is None:
+            return
+        delivered = self.next_seq if self.attempt == retry.attempt else 0
+        if superseded_by > retry.attempt or delivered >= retry.token_count:
+            self._retrying = None
+            data = {
+                "job_id": self.job_id,
+                "attempt": retry.attempt,
+                "next_attempt": retry.next_attempt,
+                "retry_in_s": retry.retry_in_s,
+                "error": retry.error.model_dump(),
+            }
+            self._out.append(FeedItem("job.retrying", data))
 
     def _maybe_finish(self) -> None:
         end = self.pending_end

@@ -1,23 +1,34 @@
-"""The Faust app: one agent consumes every priority topic and runs each job.
+"""The Faust app: one agent consumes every priority topic and hands each job to the dispatcher.
 
-Kafka offsets of a job message are committed only after its agent returns, so a
-worker that dies mid-stream leaves the job to be consumed again.
+Faust's own acks are off for the job topics: a job runs for seconds to minutes and
+jobs end in any order, so the dispatcher commits each partition up to its oldest
+unfinished job (``processors.dispatch``). A worker that dies mid-stream leaves the job
+to be consumed again, and it runs as a new attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.types import TP
 
+from processors.attempts import Delivery, JobProcessor
+from processors.breaker import BreakerConfig, Breakers, breaker_states, install_breakers
+from processors.breaker import provider_name as _provider_name
+from processors.dispatch import JobDispatcher
+from processors.history import JobHistoryReader
 from processors.llm import make_llm_client
+from processors.retry import RetryPolicy
 from processors.runner import JobRunner
 from schemas.events import (
     DeadLetter,
     EventDecodeError,
+    JobRetrying,
     JobStarted,
     TerminalEvent,
     TokenStreamed,
@@ -42,11 +53,14 @@ app = faust.App(
     topic_allow_declare=False,
     topic_disable_leader=True,
     broker_commit_every=1,
+    # A worker that dies is noticed after this long; its jobs then run elsewhere.
+    broker_session_timeout=settings.worker_session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 4),
     datadir=str(settings.home / "worker"),
 )
 
 
-def _raw_topic(*names: str) -> Any:
+def _raw_topic(*names: str, acks: bool = True) -> Any:
     return app.topic(
         *names,
         key_type=bytes,
@@ -54,30 +68,101 @@ def _raw_topic(*names: str) -> Any:
         value_serializer="raw",
         key_serializer="raw",
         allow_empty=True,
+        acks=acks,
     )
 
 
-job_requests = _raw_topic(*PRIORITY_TOPICS)
+job_requests = _raw_topic(*PRIORITY_TOPICS, acks=False)  # committed by the dispatcher
 tokens_topic = _raw_topic(TOKENS)
 job_events_topic = _raw_topic(JOB_EVENTS)
 dlq_topic = _raw_topic(DLQ)
 
 
 class FaustPublisher:
-    """Publishes a job's events keyed by job_id, so each job's events stay in order."""
+    """Publishes a job's events keyed by job_id, so each job's events stay in order.
+
+    Tokens are sent without waiting; a lifecycle event waits until the broker has the
+    job's tokens sent before it and then the event itself, so an offset committed after
+    it can never point past an event that is not durable.
+    """
+
+    def __init__(self) -> None:
+        self._unconfirmed: dict[str, list[Any]] = {}
 
     async def publish_token(self, token: TokenStreamed) -> None:
-        await tokens_topic.send(key=token.key(), value=token.to_bytes())
+        sent = await tokens_topic.send(key=token.key(), value=token.to_bytes())
+        self._unconfirmed.setdefault(token.job_id, []).append(sent)
 
-    async def publish_job_event(self, event: JobStarted | TerminalEvent) -> None:
-        await job_events_topic.send(key=event.key(), value=event.to_bytes())
+    async def publish_job_event(self, event: JobStarted | JobRetrying | TerminalEvent) -> None:
+        tokens = self._unconfirmed.pop(event.job_id, [])
+        if tokens:
+            await asyncio.gather(*tokens)
+        await (await job_events_topic.send(key=event.key(), value=event.to_bytes()))
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        key = letter.job_id.encode() if letter.job_id else None
+        await (await dlq_topic.send(key=key, value=letter.to_bytes()))
 
 
 worker_name = f"{socket.gethostname()}-{os.getpid()}"
-runner = JobRunner(make_llm_client(settings), FaustPublisher(), worker_name)
+publisher = FaustPublisher()
+breakers = install_breakers(Breakers(BreakerConfig.from_settings(settings), worker_name))
+provider = _provider_name(settings.resolved_openai_base_url)
+processor = JobProcessor(
+    JobRunner(make_llm_client(settings), publisher, worker_name),
+    publisher,
+    breakers,
+    RetryPolicy.from_settings(settings),
+    provider=provider,
+    idle_timeout_s=settings.llm_idle_timeout_s,
+    simulator=settings.uses_simulator,
+    running_slots=asyncio.Semaphore(settings.worker_concurrency),
+)
+history = JobHistoryReader(settings.kafka_bootstrap)
 
 
-async def dead_letter(message: Any, reason: str) -> None:
+async def run_job(delivery: Delivery, seen_before: bool) -> None:
+    job = delivery.job
+    past = await history.read(job.job_id, base=job.attempt) if seen_before else None
+    end = await processor.process(delivery, past)
+    if end is not None:
+        log.info("job %s ended at attempt %d: %s", job.job_id, end.attempt, end.type)
+
+
+async def commit_job_offsets(offsets: dict[tuple[str, int], int]) -> bool:
+    if app.rebalancing:
+        return False  # the new assignment seeks to what is committed; try after it
+    # The driver's commit of explicit offsets: the public commit() goes through Faust's acks.
+    consumer: Any = app.consumer
+    committed: bool = await consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
+    return committed
+
+
+def partition_end(tp: tuple[str, int]) -> int | None:
+    try:
+        end: int | None = app.consumer.highwater(TP(*tp))
+    except Exception:
+        return None
+    return end
+
+
+# Jobs waiting for a breaker do not hold a slot; this bounds how many wait in memory.
+dispatcher = JobDispatcher(
+    run_job, commit_job_offsets, partition_end, capacity=4 * settings.worker_concurrency
+)
+
+
+async def on_partitions_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+    assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
+    dispatcher.on_assigned({(tp.topic, tp.partition) for tp in assigned})
+
+
+# mode's handler type spells the signature with mypy_extensions; ours matches it at runtime.
+app.on_partitions_assigned.connect(cast(Any, on_partitions_assigned))
+
+
+async def dead_letter_message(event: Any, reason: str) -> None:
+    message = event.message
     raw = message.value if isinstance(message.value, bytes) else b""
     letter = DeadLetter(
         job_id=message.key.decode(errors="replace") if isinstance(message.key, bytes) else None,
@@ -87,17 +172,27 @@ async def dead_letter(message: Any, reason: str) -> None:
         reason=reason,
         payload=raw.decode(errors="replace"),
     )
-    await dlq_topic.send(key=message.key, value=letter.to_bytes())
+    await publisher.dead_letter(letter)
     log.warning("dead-lettered a job message: %s", reason)
 
 
-@app.agent(job_requests, concurrency=settings.worker_concurrency)
+@app.agent(job_requests)
 async def run_jobs(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
+        message = event.message
+        tp = (message.topic, message.partition)
         try:
             job = decode_job_requested(event.value)
         except EventDecodeError as exc:
-            await dead_letter(event.message, str(exc))
+            if dispatcher.ledger.begin(tp, message.offset):
+                await dead_letter_message(event, str(exc))
+                dispatcher.ledger.finish(tp, message.offset)
             continue
-        outcome = await runner.run(job)
-        log.info("job %s attempt %d ended: %s", job.job_id, job.attempt, outcome.type)
+        delivery = Delivery(job, message.topic, message.partition, message.offset, event.value)
+        await dispatcher.dispatch(delivery)
+
+
+@app.page("/breakers")
+async def breakers_page(web: Any, request: Any) -> Any:
+    """This worker's circuit breakers: GET http://<worker>:<web port>/breakers."""
+    return web.json([state.model_dump(mode="json") for state in breaker_states()])

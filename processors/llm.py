@@ -5,12 +5,14 @@ Works unchanged against OpenAI, any OpenAI-compatible server, or the simulator.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import openai
 from openai import AsyncOpenAI
 
+from processors.errors import StreamIdle
 from processors.job_types import chat_messages
 from schemas.events import JobRequested, Usage
 from sluice.settings import Settings
@@ -35,19 +37,48 @@ class StreamOutcome:
 
 
 async def stream_tokens(
-    client: AsyncOpenAI, job: JobRequested, outcome: StreamOutcome
+    client: AsyncOpenAI,
+    job: JobRequested,
+    outcome: StreamOutcome,
+    *,
+    headers: dict[str, str] | None = None,
+    idle_timeout_s: float | None = None,
 ) -> AsyncIterator[str]:
-    """Yield each content piece as it arrives; record finish_reason and usage in `outcome`."""
-    stream = await client.chat.completions.create(
-        model=job.config.model,
-        messages=chat_messages(job.job_type, job.prompt),
-        max_tokens=job.config.max_tokens,
-        temperature=job.config.temperature,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
+    """Yield each content piece as it arrives; record finish_reason and usage in `outcome`.
+
+    Raises ``StreamIdle`` when no chunk (nor the response itself) arrives for
+    ``idle_timeout_s``: the client's read timeout covers one socket read, not a stream
+    that keeps a connection open and sends nothing useful.
+    """
+    idle = asyncio.timeout(idle_timeout_s)
+    try:
+        async with idle:
+            stream = await client.chat.completions.create(
+                model=job.config.model,
+                messages=chat_messages(job.job_type, job.prompt),
+                max_tokens=job.config.max_tokens,
+                temperature=job.config.temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers=headers or None,
+            )
+    except TimeoutError:
+        if idle.expired():
+            raise StreamIdle from None
+        raise
     async with stream:
-        async for chunk in stream:
+        chunks = aiter(stream)
+        while True:
+            idle = asyncio.timeout(idle_timeout_s)
+            try:
+                async with idle:
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if idle.expired():
+                    raise StreamIdle from None
+                raise
             if chunk.usage is not None:
                 outcome.usage = Usage(
                     prompt_tokens=chunk.usage.prompt_tokens,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -10,7 +11,13 @@ from typing import Any, Protocol
 
 from openai import AsyncOpenAI
 
-from processors.errors import StreamBroken, classify_failure
+from processors.errors import (
+    ContentFiltered,
+    Failure,
+    JobTimedOut,
+    StreamBroken,
+    assess_failure,
+)
 from processors.job_types import chat_messages
 from processors.llm import StreamOutcome, stream_tokens
 from schemas.events import (
@@ -19,6 +26,7 @@ from schemas.events import (
     JobCompleted,
     JobFailed,
     JobRequested,
+    JobRetrying,
     JobStarted,
     TerminalEvent,
     Timings,
@@ -34,7 +42,9 @@ log = logging.getLogger(__name__)
 class LifecyclePublisher(Protocol):
     async def publish_token(self, token: TokenStreamed) -> None: ...
 
-    async def publish_job_event(self, event: JobStarted | TerminalEvent) -> None: ...
+    async def publish_job_event(self, event: JobStarted | JobRetrying | TerminalEvent) -> None:
+        """Publish a lifecycle event; return once it (and the job's tokens before it) is durable."""
+        ...
 
 
 @dataclass
@@ -115,7 +125,24 @@ def terminal_event(
     return JobCompleted(**common)
 
 
+@dataclass
+class AttemptResult:
+    """One attempt, ended: what it streamed, and why it failed if it did."""
+
+    job: JobRequested  # with ``attempt`` set to this attempt's number
+    record: AttemptRecord
+    finished_at: float
+    failure: Failure | None = None
+
+    def terminal(self) -> TerminalEvent:
+        return terminal_event(
+            self.job, self.record, self.finished_at, self.failure.error if self.failure else None
+        )
+
+
 class JobRunner:
+    """Runs one attempt of a job: publishes ``job.started`` and every token as it streams."""
+
     def __init__(
         self,
         llm: AsyncOpenAI,
@@ -129,23 +156,51 @@ class JobRunner:
         self._clock = clock
 
     async def run(self, job: JobRequested) -> TerminalEvent:
-        rec = AttemptRecord(started_at=self._clock())
-        await self._publisher.publish_job_event(self._started(job, rec.started_at))
-        error: ErrorInfo | None = None
-        try:
-            await self._stream(job, rec)
-        except Exception as exc:
-            error = classify_failure(exc, mid_stream=bool(rec.pieces))
-            log.warning(
-                "job attempt failed",
-                extra={"job_id": job.job_id, "attempt": job.attempt, "code": error.code},
-            )
-        event = terminal_event(job, rec, self._clock(), error)
+        """One attempt that ends the job whatever happens: publishes its terminal event too."""
+        result = await self.attempt(job)
+        event = result.terminal()
         await self._publisher.publish_job_event(event)
         return event
 
-    async def _stream(self, job: JobRequested, rec: AttemptRecord) -> None:
-        async for text in stream_tokens(self._llm, job, rec.outcome):
+    async def attempt(
+        self,
+        job: JobRequested,
+        *,
+        headers: dict[str, str] | None = None,
+        idle_timeout_s: float | None = None,
+        time_left_s: float | None = None,
+    ) -> AttemptResult:
+        """Run attempt ``job.attempt``; the caller publishes how the job goes on."""
+        rec = AttemptRecord(started_at=self._clock())
+        await self._publisher.publish_job_event(self._started(job, rec.started_at))
+        failure: Failure | None = None
+        try:
+            try:
+                async with asyncio.timeout(time_left_s):
+                    await self._stream(job, rec, headers, idle_timeout_s)
+            except TimeoutError as exc:
+                if time_left_s is not None and self._clock() - rec.started_at >= time_left_s:
+                    raise JobTimedOut from exc
+                raise
+        except Exception as exc:
+            failure = assess_failure(exc, mid_stream=bool(rec.pieces))
+            log.warning(
+                "job attempt failed",
+                extra={"job_id": job.job_id, "attempt": job.attempt, "code": failure.error.code},
+            )
+        return AttemptResult(job, rec, self._clock(), failure)
+
+    async def _stream(
+        self,
+        job: JobRequested,
+        rec: AttemptRecord,
+        headers: dict[str, str] | None,
+        idle_timeout_s: float | None,
+    ) -> None:
+        pieces = stream_tokens(
+            self._llm, job, rec.outcome, headers=headers, idle_timeout_s=idle_timeout_s
+        )
+        async for text in pieces:
             ts = self._clock()
             if rec.first_token_at is None:
                 rec.first_token_at = ts
@@ -156,6 +211,8 @@ class JobRunner:
             rec.pieces.append(text)
         if rec.outcome.finish_reason is None:
             raise StreamBroken
+        if rec.outcome.finish_reason == "content_filter":
+            raise ContentFiltered
 
     def _started(self, job: JobRequested, started_at: float) -> JobStarted:
         return JobStarted(

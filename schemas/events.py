@@ -45,7 +45,11 @@ class Event(BaseModel):
 
 
 class JobRequested(Event):
-    """A job to run, on ``jobs.<priority>``."""
+    """A job to run, on ``jobs.<priority>``.
+
+    ``attempt`` is the first attempt number this message may use: 1 when submitted,
+    one past the last attempt when requeued from the dead-letter queue.
+    """
 
     type: Literal["job.requested"] = "job.requested"
     user_id: str
@@ -168,8 +172,31 @@ class JobCancelled(JobFinished):
     type: Literal["job.cancelled"] = "job.cancelled"
 
 
+class JobRetrying(JobContext):
+    """Attempt ``attempt`` ended without an answer; attempt ``attempt + 1`` follows.
+
+    Its tokens are superseded: the result will hold the next attempt's tokens only.
+    ``counts_as_try`` is false when the attempt was handed back (worker shutdown,
+    partition moved), not failed: such attempts do not use up the job's tries.
+    """
+
+    type: Literal["job.retrying"] = "job.retrying"
+    attempt: int
+    model: str
+    error: ErrorInfo
+    token_count: int = 0
+    retry_in_s: float = 0.0
+    counts_as_try: bool = True
+    started_at: float
+    failed_at: float
+
+    @property
+    def next_attempt(self) -> int:
+        return self.attempt + 1
+
+
 JobEvent = Annotated[
-    JobQueued | JobStarted | JobCompleted | JobFailed | JobCancelled,
+    JobQueued | JobStarted | JobRetrying | JobCompleted | JobFailed | JobCancelled,
     Field(discriminator="type"),
 ]
 TerminalEvent = JobCompleted | JobFailed | JobCancelled
@@ -230,6 +257,31 @@ class DeadLetter(BaseModel):
     reason: str
     payload: str = Field(description="the original message, UTF-8 with invalid bytes replaced")
     dead_lettered_at: float = Field(default_factory=now)
+    # Set when a job exhausted its tries: the last error and the last attempt it ran.
+    error_code: str | None = None
+    attempt: int | None = None
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+_dead_letter = TypeAdapter(DeadLetter)
+
+
+def decode_dead_letter(raw: bytes | str) -> DeadLetter:
+    return _decode(_dead_letter, raw)
+
+
+class BreakerStatus(BaseModel):
+    """One circuit breaker of a worker, as its status page reports it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    worker: str
+    provider: str
+    model: str
+    state: Literal["closed", "open", "half_open"]
+    failure_rate: float
+    calls_in_window: int
+    opened_at: float | None = None
+    retry_at: float | None = Field(default=None, description="when an open breaker half-opens")

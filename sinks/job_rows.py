@@ -13,20 +13,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.events import JobEvent, JobFailed, JobFinished, JobQueued, JobStarted
+from schemas.events import JobEvent, JobFailed, JobFinished, JobQueued, JobRetrying, JobStarted
 from schemas.jobs import JobStatus
+from sinks.pipeline import InvalidMessage
 from sinks.validation import bounded_int, finite_or_none, utc_datetime
 
 # An event supersedes the row when (attempt, rank) is strictly greater: a higher attempt
 # always wins, and within an attempt a terminal status is never undone. Equal means the
-# first writer stays, so re-applying an event changes nothing.
+# first writer stays, so re-applying an event changes nothing. ``retrying`` is written at
+# the attempt that failed: it follows that attempt's start and yields to the next one's,
+# and to a terminal event of the same attempt (a job that timed out while waiting).
 STATUS_RANK: dict[JobStatus, int] = {
     JobStatus.queued: 0,
     JobStatus.running: 1,
-    JobStatus.retrying: 1,
-    JobStatus.completed: 2,
-    JobStatus.failed: 2,
-    JobStatus.cancelled: 2,
+    JobStatus.retrying: 2,
+    JobStatus.completed: 3,
+    JobStatus.failed: 3,
+    JobStatus.cancelled: 3,
 }
 TERMINAL_STATUS: dict[str, JobStatus] = {
     "job.completed": JobStatus.completed,
@@ -96,8 +99,27 @@ def job_row(event: JobEvent) -> JobRow:
                 started_at=utc_datetime(event.started_at, "started_at"),
                 **common,
             )
+        case JobRetrying():
+            return JobRow(status=JobStatus.retrying, **common, **_retrying(event))
         case JobFinished():
             return JobRow(status=TERMINAL_STATUS[event.type], **common, **_finished(event))
+    raise InvalidMessage(f"no row for a {event.type} event")
+
+
+def _retrying(event: JobRetrying) -> dict[str, Any]:
+    """The failed attempt, its error and when the next one comes; no response of its own."""
+    return {
+        "attempt": bounded_int(event.attempt, "attempt", 0, MAX_ATTEMPT),
+        "streaming_stats": {
+            "token_count": event.token_count,
+            "retry_in_s": finite_or_none(event.retry_in_s),
+            "next_attempt": event.next_attempt,
+            "model": pg_safe(event.model),
+        },
+        "error_message": pg_safe(event.error.message),
+        "error_code": pg_safe(event.error.code),
+        "started_at": utc_datetime(event.started_at, "started_at"),
+    }
 
 
 def _finished(event: JobFinished) -> dict[str, Any]:

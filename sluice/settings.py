@@ -70,6 +70,29 @@ class Settings(BaseSettings):
     worker_concurrency: int = 64
     worker_web_port: int = 6066
 
+    # retries and faults
+    retry_max_tries: int = Field(default=3, ge=1, description="attempts a job may fail")
+    retry_backoff_initial_s: float = Field(default=1.0, gt=0)
+    retry_backoff_max_s: float = Field(default=60.0, gt=0)
+    retry_after_max_s: float = Field(default=300.0, gt=0, description="cap on a Retry-After")
+    job_timeout_s: float = Field(default=1800.0, gt=0, description="from a job's first start")
+    llm_idle_timeout_s: float = Field(default=60.0, gt=0, description="no chunk for this long")
+    worker_shutdown_grace_s: float = Field(default=6.0, ge=0, description="SIGTERM: finish")
+    worker_session_timeout_s: float = Field(default=10.0, ge=6, description="crash detection")
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_calls: int = Field(default=8, ge=1)
+    breaker_window_s: float = Field(default=30.0, gt=0)
+    breaker_open_s: float = Field(default=10.0, gt=0)
+    worker_status_urls: list[str] | None = Field(
+        default=None, description="workers' status pages; default: the local worker"
+    )
+
+    @property
+    def resolved_worker_status_urls(self) -> list[str]:
+        if self.worker_status_urls is not None:
+            return self.worker_status_urls
+        return [f"http://127.0.0.1:{self.worker_web_port}"]
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
