@@ -196,3 +196,6 @@ async def run_jobs(stream: faust.StreamT[Any]) -> None:
 async def breakers_page(web: Any, request: Any) -> Any:
     """This worker's circuit breakers: GET http://<worker>:<web port>/breakers."""
     return web.json([state.model_dump(mode="json") for state in breaker_states()])
+
+
+import processors.web  # noqa: E402, F401  (the worker's /healthz and /readyz; needs `app`)

@@ -26,8 +26,7 @@ class Worker(faust.Worker):
 
 def run() -> None:
     from processors.app import app
-    from sluice.logs import configure_logging
+    from sluice.logs import logging_config
 
-    configure_logging()  # ours, not Faust's: JSON when asked, job_id on job lines
-    worker = Worker(app, loglevel="INFO", override_logging=False)
+    worker = Worker(app, loglevel="INFO", logging_config=logging_config())
     worker.execute_from_commandline()

@@ -33,6 +33,7 @@ from sinks.query_app import create_query_app
 from sinks.retry import SinkStopping, retry_transient
 from sinks.runner import SinkRunner
 from sluice.clickhouse import open_clickhouse
+from sluice.logs import configure_logging
 from sluice.settings import Settings, get_settings
 
 log = logging.getLogger("sinks")
@@ -50,9 +51,7 @@ class _QueryServer(uvicorn.Server):
 
 
 def run() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     try:
         asyncio.run(serve(get_settings()))
     except SinkFailed as exc:

@@ -9,12 +9,13 @@ job_id)`` calls then need no change).
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -70,14 +71,31 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(level: int | str = logging.INFO, fmt: str | None = None) -> None:
-    """One handler on the root logger, on stderr; ``fmt`` is "json" or "text" (default: env)."""
+def make_formatter(fmt: str = "text") -> logging.Formatter:
+    return json_formatter() if fmt == "json" else TextFormatter(TEXT_FORMAT)
+
+
+def logging_config(level: int | str = logging.INFO, fmt: str | None = None) -> dict[str, Any]:
+    """A ``dictConfig`` for the root logger: one handler on stderr, ``fmt`` "json" or "text"
+    (default: ``SLUICE_LOG_FORMAT``). Faust's worker takes it as its ``logging_config``."""
     chosen = (fmt or os.environ.get(LOG_FORMAT_ENV) or "text").strip().lower()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(JobIdFilter())
-    handler.setFormatter(json_formatter() if chosen == "json" else TextFormatter(TEXT_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"job_id": {"()": JobIdFilter}},
+        "formatters": {"sluice": {"()": make_formatter, "fmt": chosen}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "filters": ["job_id"],
+                "formatter": "sluice",
+            }
+        },
+        "root": {"level": level, "handlers": ["default"]},
+    }
+
+
+def configure_logging(level: int | str = logging.INFO, fmt: str | None = None) -> None:
+    """Replace the root logger's handlers with ``logging_config(level, fmt)``'s."""
+    logging.config.dictConfig(logging_config(level, fmt))

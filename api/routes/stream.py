@@ -10,6 +10,7 @@ from api.auth import authenticate
 from api.deps import Services
 from api.errors import ApiError
 from api.feed import job_feed
+from api.metrics import TOKENS_RELAYED, counts_open_socket
 from api.views import load_view
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def socket_token(websocket: WebSocket) -> str | None:
 
 
 @router.websocket("/{job_id}/ws")
+@counts_open_socket
 async def job_stream(websocket: WebSocket, job_id: str) -> None:
     svc: Services = websocket.app.state.services
     await websocket.accept()
@@ -46,6 +48,8 @@ async def job_stream(websocket: WebSocket, job_id: str) -> None:
     try:
         async for item in job_feed(job_id, svc.settings.kafka_bootstrap, svc.partitions):
             await websocket.send_json({"event": item.event, "data": item.data})
+            if item.event == "token.streamed":
+                TOKENS_RELAYED.inc()
     except WebSocketDisconnect:
         return
     await websocket.close(code=1000)
