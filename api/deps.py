@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, authenticate
 from api.feed import PartitionCounts
+from api.hub import FeedHub
 from api.limits import Admissions
 from api.store import JobStore, TokenStore
 from producers.control import ControlProducer
@@ -28,6 +29,7 @@ class Services:
     tokens: TokenStore
     admissions: Admissions
     partitions: PartitionCounts
+    hub: FeedHub
 
 
 def get_services(request: Request) -> Services:

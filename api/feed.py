@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from api.hub import FeedHub, LogRecord, SubscriberOverflow, Subscription
 from schemas.events import (
     EventDecodeError,
     JobEvent,
@@ -43,8 +44,26 @@ TERMINAL_FEED_NAMES = {
 
 @dataclass(frozen=True)
 class FeedItem:
+    """One feed event. ``data["sequence_number"]`` numbers the tokens of the feed from 0;
+    any other event carries the number of the token before it (-1 before the first)."""
+
     event: str
     data: dict[str, Any]
+
+    @property
+    def sequence_number(self) -> int:
+        number: int = self.data["sequence_number"]
+        return number
+
+    def after(self, cursor: int) -> bool:
+        """Whether a client that has everything up to token `cursor` still needs this.
+
+        Tokens are sent exactly once; an event between two tokens is sent again on resume,
+        since the client may have missed it.
+        """
+        if self.event == "token.streamed":
+            return self.sequence_number > cursor
+        return self.sequence_number >= cursor
 
 
 @dataclass
@@ -67,6 +86,7 @@ class FeedAssembler:
     texts: list[str] = field(default_factory=list)
     pending_end: JobFinished | None = None
     finished: JobFinished | None = None
+    tokens_delivered: int = 0
     done: bool = False
     _early: list[TokenStreamed] = field(default_factory=list)
     _out: list[FeedItem] = field(default_factory=list)
@@ -178,6 +198,10 @@ class FeedAssembler:
 
     def _drain(self) -> list[FeedItem]:
         out, self._out = self._out, []
+        for item in out:
+            if item.event == "token.streamed":
+                self.tokens_delivered += 1
+            item.data["sequence_number"] = self.tokens_delivered - 1
         return out
 
 
@@ -205,37 +229,121 @@ async def job_feed(
     partitions: PartitionCounts,
     assembler: FeedAssembler | None = None,
     follow: bool = True,
+    hub: FeedHub | None = None,
+    starting_after: int | None = None,
 ) -> AsyncIterator[FeedItem]:
     """Yield the job's feed from its first event until its terminal event.
 
+    With ``starting_after=N`` the tokens numbered up to N are skipped (each event's
+    ``sequence_number``), so a client that reconnects gets every later token exactly once.
     With ``follow=False`` it stops at what the log holds now instead of waiting for more:
-    a snapshot of the job, left in ``assembler``.
+    a snapshot of the job, left in ``assembler``. With a ready ``hub``, live records come
+    from the process's shared tail of the log instead of a consumer of their own.
     """
+    assembler = assembler or FeedAssembler(job_id)
+    tps = await job_partitions(job_id, partitions)
+    if follow and hub is not None and hub.ready.is_set():
+        resume_from: dict[TopicPartition, int] = {}
+        with hub.job_subscription(job_id) as sub:
+            history = _read_log(job_id, bootstrap, tps, assembler, until=sub.live_from)
+            async for item in _resumed(history, starting_after):
+                yield item
+            live = _live(sub, tps, assembler, resume_from)
+            async for item in _resumed(live, starting_after):
+                yield item
+        if assembler.done:
+            return
+        # The hub outran this subscriber's buffer: carry on from the log, right after the
+        # last record applied, with a consumer of its own.
+        reader = _read_log(job_id, bootstrap, tps, assembler, until=None, start=resume_from)
+    else:
+        reader = _read_log(job_id, bootstrap, tps, assembler, until=None if follow else "now")
+    async for item in _resumed(reader, starting_after):
+        yield item
+
+
+async def job_partitions(job_id: str, partitions: PartitionCounts) -> list[TopicPartition]:
     key = job_id.encode()
-    tps = [
+    return [
         TopicPartition(TOKENS, partition_for_key(key, await partitions.get(TOKENS))),
         TopicPartition(JOB_EVENTS, partition_for_key(key, await partitions.get(JOB_EVENTS))),
     ]
+
+
+async def _resumed(
+    items: AsyncIterator[FeedItem], starting_after: int | None
+) -> AsyncIterator[FeedItem]:
+    async for item in items:
+        if starting_after is None or item.after(starting_after):
+            yield item
+
+
+async def _read_log(
+    job_id: str,
+    bootstrap: str,
+    tps: list[TopicPartition],
+    assembler: FeedAssembler,
+    until: dict[TopicPartition, int] | str | None,
+    start: dict[TopicPartition, int] | None = None,
+) -> AsyncIterator[FeedItem]:
+    """The job's records from its start (or `start` offsets): up to `until` offsets, to
+    the end as of now (`"now"`), or on and on (None) until the job ends."""
+    key = job_id.encode()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        # One job's records: small fetches keep a connection's memory small.
+        fetch_max_bytes=1 << 20,
+        max_partition_fetch_bytes=256 << 10,
     )
     await consumer.start()
     try:
         consumer.assign(tps)
-        ends = await _seek_to_job_start(consumer, tps, job_id_time_ms(job_id) - CLOCK_SKEW_MS)
-        assembler = assembler or FeedAssembler(job_id)
+        if start:
+            ends = {tp: int(v) for tp, v in (await consumer.end_offsets(tps)).items()}
+            for tp in tps:
+                consumer.seek(tp, start[tp])
+        else:
+            start_ms = job_id_time_ms(job_id) - CLOCK_SKEW_MS
+            ends = await _seek_to_job_start(consumer, tps, start_ms)
+        stop_at = ends if until == "now" else until if isinstance(until, dict) else None
         while not assembler.done:
-            if not follow and all([await _reached(consumer, tp, ends[tp]) for tp in tps]):
+            if stop_at is not None and all(
+                [await _reached(consumer, tp, stop_at[tp]) for tp in tps]
+            ):
                 return
-            batches = await consumer.getmany(timeout_ms=100 if not follow else 500)
+            batches = await consumer.getmany(timeout_ms=100 if stop_at is not None else 500)
             for tp, records in batches.items():
                 for record in records:
+                    if stop_at is not None and record.offset >= stop_at[tp]:
+                        break  # the hub delivers from here on
                     if record.key != key:
                         continue
                     for item in _apply(assembler, tp.topic, record.value):
                         yield item
     finally:
         await consumer.stop()
+
+
+async def _live(
+    sub: Subscription,
+    tps: list[TopicPartition],
+    assembler: FeedAssembler,
+    resume_from: dict[TopicPartition, int],
+) -> AsyncIterator[FeedItem]:
+    """Records from the hub until the job ends, or until the subscription overflowed;
+    then `resume_from` holds, per partition, the offset to read on from."""
+    resume_from.update({tp: sub.live_from[tp] for tp in tps})
+    while not assembler.done:
+        try:
+            record = await sub.next(timeout_s=1.0)
+        except SubscriberOverflow:
+            return
+        if isinstance(record, LogRecord):
+            resume_from[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            for item in _apply(assembler, record.topic, record.value):
+                yield item
 
 
 async def _reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:

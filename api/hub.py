@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ class SubscriberOverflow(Exception):
     """A subscriber fell further behind than its buffer allows."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: one per subscriber
 class Subscription:
     """Records for one subscriber, bounded: a slow reader is cut off, never buffered forever."""
 
@@ -73,8 +73,14 @@ class Subscription:
 
 
 class FeedHub:
-    def __init__(self, bootstrap: str, capacity: int = 2000) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        partition_count: Callable[[str], Awaitable[int]],
+        capacity: int = 2000,
+    ) -> None:
         self._bootstrap = bootstrap
+        self._partition_count = partition_count
         self._capacity = capacity
         self._consumer: AIOKafkaConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
@@ -148,11 +154,10 @@ class FeedHub:
         await consumer.start()
         self._consumer = consumer
         try:
-            await consumer.topics()  # metadata for partitions_for_topic
             tps = [
                 TopicPartition(topic, p)
                 for topic in (TOKENS, JOB_EVENTS)
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
+                for p in range(await self._partition_count(topic))
             ]
             consumer.assign(tps)
             ends = await consumer.end_offsets(tps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from api.deps import Services
 from api.errors import install_error_handlers
 from api.feed import PartitionCounts
+from api.hub import FeedHub
 from api.limits import Admissions, UserLimits
 from api.routes import admin, dashboard, health, jobs, stream
 from api.store import JobStore, TokenStore, make_pool
@@ -27,6 +29,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = make_pool(settings.resolved_database_url)
         submitter = JobSubmitter(settings.kafka_bootstrap)
+        partitions = PartitionCounts(settings.kafka_bootstrap)
+        hub = FeedHub(
+            settings.kafka_bootstrap, partitions.get, capacity=settings.feed_buffer_records
+        )
         app.state.services = Services(
             settings=settings,
             submitter=submitter,
@@ -41,13 +47,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     active_window_s=settings.active_job_window_s,
                 ),
             ),
-            partitions=PartitionCounts(settings.kafka_bootstrap),
+            partitions=partitions,
+            hub=hub,
         )
         await submitter.start()
         await pool.open(wait=False)
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await submitter.stop()
             await pool.close()
 
@@ -66,9 +75,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def listening_socket(settings: Settings) -> socket.socket:
+    """The api's listening socket. Connections inherit its send buffer: a fixed, small one
+    bounds the kernel memory a slow WebSocket reader can hold, and lets the api notice it
+    sooner (autotuned buffers reach megabytes per connection)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if settings.api_send_buffer_bytes:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings.api_send_buffer_bytes)
+    sock.bind((settings.api_host, settings.api_port))
+    sock.listen(2048)
+    return sock
+
+
 def run() -> None:
     configure_logging()
     settings = get_settings()
-    uvicorn.run(
-        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
-    )
+    config = uvicorn.Config(create_app(settings), log_config=None)
+    uvicorn.Server(config).run(sockets=[listening_socket(settings)])

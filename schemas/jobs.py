@@ -26,7 +26,7 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
 
 DEFAULT_MODEL = "gpt-4o-mini"
-MAX_TOKENS_LIMIT = 16384
+MAX_TOKENS_LIMIT = 131_072  # a hard ceiling; SLUICE_MAX_TOKENS_LIMIT sets the working bound
 MAX_PROMPT_CHARS = 100_000
 
 

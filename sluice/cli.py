@@ -14,9 +14,9 @@ app = typer.Typer(no_args_is_help=True, help="LLM jobs as a stream on Apache Kaf
 app.add_typer(stack_app, name="stack", help="The local stack: Kafka, Postgres, ClickHouse, LLM.")
 app.add_typer(users_app, name="users", help="Users of the api.")
 app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
-app.command("sql")(sql)
 app.command("doctor")(doctor)
 app.command("test-streaming")(test_streaming)
+app.command("sql")(sql)
 
 
 @app.command("fake-llm")

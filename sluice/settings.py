@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # api
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # live feed: records buffered per subscriber before a slow one is cut off (resumable)
+    feed_buffer_records: int = 2000
+    # a WebSocket client that takes longer than this to accept a message is closed,
+    # with the sequence number to resume after
+    feed_send_timeout_s: float = 10.0
+    # kernel send buffer per api connection, in bytes (0: the kernel's autotuning)
+    api_send_buffer_bytes: int = 0
     # per-user limits, enforced in Postgres so they hold across api replicas
     submissions_per_minute: int = 60
     max_active_jobs_per_user: int = 20

@@ -43,6 +43,8 @@ _MODELS_CREATED = 1_715_367_049  # a fixed date keeps /v1/models byte-stable
 
 TOKENS_PER_SECOND_HEADER = "x-sluice-tokens-per-second"
 TTFT_MS_HEADER = "x-sluice-ttft-ms"
+# A longer natural answer than usual (in tokens), for tests that need volume.
+ANSWER_TOKENS_HEADER = "x-sluice-answer-tokens"
 
 # (message, type, code) as api.openai.com words them.
 _FAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -85,7 +87,7 @@ def create_app(tokens_per_second: float, ttft_ms: int) -> FastAPI:
             return invalid_request_response(exc)
         if fault.status is not None:
             return fault_response(fault)
-        answer = compose_answer(body)
+        answer = compose_answer(body, _answer_length(request.headers))
         if body.stream:
             return SSEResponse(stream_events(body, answer, pace, fault, started_at))
         return await complete(body, answer, pace, fault, started_at)
@@ -120,9 +122,14 @@ def serve(host: str, port: int, tokens_per_second: float, ttft_ms: int) -> None:
     uvicorn.run(create_app(tokens_per_second, ttft_ms), host=host, port=port)
 
 
-def compose_answer(request: ChatCompletionRequest) -> Answer:
+def _answer_length(headers: Headers) -> int | None:
+    length = _number_header(headers, ANSWER_TOKENS_HEADER)
+    return None if length is None or length < 1 else int(length)
+
+
+def compose_answer(request: ChatCompletionRequest, length: int | None = None) -> Answer:
     """The request's deterministic answer, cut at its token limit."""
-    natural = answer_tokens(request.messages, request.seed, request.model)
+    natural = answer_tokens(request.messages, request.seed, request.model, length)
     limit = request.token_limit
     tokens = natural if limit is None else natural[:limit]
     finish: FinishReason = "length" if len(tokens) < len(natural) else "stop"

@@ -62,7 +62,9 @@ _PIECES: dict[str, tuple[str, ...]] = {
 _WORD = re.compile(r"[A-Za-z]{5,}")
 
 
-def answer_tokens(messages: Sequence[ChatMessage], seed: int | None, model: str) -> list[str]:
+def answer_tokens(
+    messages: Sequence[ChatMessage], seed: int | None, model: str, length: int | None = None
+) -> list[str]:
     """The full natural answer to a conversation, as a list of tokens ending with ".".
 
     Its length is between ``MIN_ANSWER_TOKENS`` and roughly 160 tokens; callers cut
@@ -73,7 +75,7 @@ def answer_tokens(messages: Sequence[ChatMessage], seed: int | None, model: str)
     if structured is not None:
         return structured
     nouns = _NOUNS + _prompt_words(messages)
-    target = rng.randint(MIN_ANSWER_TOKENS, MAX_TARGET_TOKENS)
+    target = length or rng.randint(MIN_ANSWER_TOKENS, MAX_TARGET_TOKENS)
     words: list[str] = []
     while len(words) < target:
         words.extend(_sentence(rng, nouns))

@@ -4,10 +4,17 @@ Kafka, Postgres, ClickHouse, the LLM simulator). Each test makes its own jobs.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -122,3 +129,53 @@ def finished_job_feed(token: str, prompt: str) -> tuple[str, list[dict[str, Any]
             return job_id, await feed(url, job_id, token)
 
     return asyncio.run(run())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ApiProcess:
+    """An extra api replica on the same Kafka and Postgres, for tests of several apis."""
+
+    url: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ApiProcess:
+        log = self.log_path.open("a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sluice.cli", "api"], env=self.env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            assert time.monotonic() < deadline, self.log_path.read_text()[-3000:]
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def spawn_api(log_dir: Path, **settings: str) -> ApiProcess:
+    port = free_port()
+    env = {**os.environ, "SLUICE_API_PORT": str(port), **settings}
+    return ApiProcess(f"http://127.0.0.1:{port}", port, env, log_dir / f"api-{port}.log").start()

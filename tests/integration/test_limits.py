@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,55 +9,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import bearer, mint_token, user_name
+from tests.integration.conftest import bearer, mint_token, spawn_api, user_name
 
 START = "/api/openai-streaming/start"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
 def two_replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two extra api processes on the same Kafka and Postgres, with small limits."""
     logs = tmp_path_factory.mktemp("replicas")
-    procs, urls = [], []
-    for i in range(2):
-        port = free_port()
-        env = {
-            **os.environ,
-            "SLUICE_API_PORT": str(port),
-            "SLUICE_SUBMISSIONS_PER_MINUTE": "4",
-            "SLUICE_MAX_ACTIVE_JOBS_PER_USER": "2",
-        }
-        log = (logs / f"api{i}.log").open("w")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "sluice.cli", "api"], env=env, stdout=log, stderr=log
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
+    limits = {"SLUICE_SUBMISSIONS_PER_MINUTE": "4", "SLUICE_MAX_ACTIVE_JOBS_PER_USER": "2"}
+    replicas = [spawn_api(logs, **limits) for _ in range(2)]
     try:
-        deadline = time.monotonic() + 30
-        for url in urls:
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, (logs / "api0.log").read_text()
-                time.sleep(0.2)
-        yield urls
+        yield [r.url for r in replicas]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=10)
+        for replica in replicas:
+            replica.stop()
 
 
 def post(url: str, token: str, **fields: object) -> httpx.Response:
@@ -105,32 +68,12 @@ def test_submissions_per_minute_are_shared_between_replicas(two_replicas: list[s
 
 def test_database_down_answers_503_and_accepts_nothing(tmp_path: Path) -> None:
     """An api whose Postgres is unreachable refuses clearly instead of failing inside."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "SLUICE_API_PORT": str(port),
-        "DATABASE_URL": "postgresql://x@127.0.0.1:9/x",
-    }
-    log = (tmp_path / "api.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sluice.cli", "api"], env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
+    replica = spawn_api(tmp_path, DATABASE_URL="postgresql://x@127.0.0.1:9/x")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
-            time.sleep(0.2)
-        resp = post(url, mint_token(user_name("nodb")))
+        resp = post(replica.url, mint_token(user_name("nodb")))
         assert resp.status_code == 503
         assert resp.json()["error"]["code"] == "database_unavailable"
         assert resp.headers["retry-after"]
         assert "127.0.0.1" not in resp.text and "psycopg" not in resp.text
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        replica.stop()
