@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import typer
 
 from sluice.accounts_cli import tokens_app, users_app
@@ -43,15 +45,30 @@ def fake_llm(
 
 @app.command("replay")
 def replay(
-    job_id: str = typer.Argument(..., help="the job to replay"),
+    job_id: str | None = typer.Argument(None, help="the job to replay (not with --to-sink)"),
     speed: str = typer.Option("1", help="1 = original timing, 10 = ten times faster, max"),
     attempt: int | None = typer.Option(None, help="default: the attempt whose result stands"),
     json_output: bool = typer.Option(False, "--json", help="one JSON object per token"),
+    to_sink: str | None = typer.Option(
+        None, help="rebuild a sink's tables from the log instead: clickhouse or postgres"
+    ),
+    since: datetime | None = typer.Option(None, help="with --to-sink: read from this time"),
+    from_offset: list[str] = typer.Option(
+        [], help="with --to-sink: TOPIC:PARTITION:OFFSET to read from (repeatable)"
+    ),
+    clickhouse_url: str | None = typer.Option(
+        None, help="with --to-sink clickhouse: write here instead (e.g. chdb:///tmp/rebuilt)"
+    ),
 ) -> None:
-    """Replay a job's token stream from the tokens topic, with its original timing."""
-    from sluice.replay_cli import replay_command
+    """Replay a job's token stream with its original timing, or rebuild a sink from the log."""
+    from sluice.replay_cli import rebuild_command, replay_command
 
-    replay_command(job_id, speed, attempt, json_output)
+    if to_sink is not None:
+        rebuild_command(to_sink, since, from_offset, clickhouse_url)
+    elif job_id is None:
+        raise typer.BadParameter("give a JOB_ID to replay, or --to-sink to rebuild a sink")
+    else:
+        replay_command(job_id, speed, attempt, json_output)
 
 
 @app.command()
