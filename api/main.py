@@ -14,7 +14,7 @@ from api.errors import install_error_handlers
 from api.feed import PartitionCounts
 from api.hub import FeedHub
 from api.limits import Admissions, UserLimits
-from api.routes import admin, analytics, dashboard, health, jobs, stream
+from api.routes import admin, analytics, breaker, dashboard, health, jobs, stream
 from api.store import JobStore, TokenStore, make_pool
 from producers.control import ControlProducer
 from producers.submit import JobSubmitter
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(breaker.router)
     app.include_router(jobs.router)
     app.include_router(stream.router)
     app.include_router(admin.router)

@@ -7,6 +7,7 @@ from datetime import datetime
 import typer
 
 from sluice.accounts_cli import tokens_app, users_app
+from sluice.dlq_cli import dlq_app
 from sluice.doctor import doctor
 from sluice.sql_cli import sql
 from sluice.stack.cli import stack_app
@@ -16,6 +17,7 @@ app = typer.Typer(no_args_is_help=True, help="LLM jobs as a stream on Apache Kaf
 app.add_typer(stack_app, name="stack", help="The local stack: Kafka, Postgres, ClickHouse, LLM.")
 app.add_typer(users_app, name="users", help="Users of the api.")
 app.add_typer(tokens_app, name="tokens", help="API tokens: create, list, revoke.")
+app.add_typer(dlq_app, name="dlq", help="The dead-letter queue: list letters, requeue a job.")
 app.command("doctor")(doctor)
 app.command("test-streaming")(test_streaming)
 app.command("sql")(sql)
