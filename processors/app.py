@@ -20,6 +20,7 @@ from faust.types import TP
 from processors.attempts import Delivery, JobProcessor
 from processors.breaker import BreakerConfig, Breakers, breaker_states, install_breakers
 from processors.breaker import provider_name as _provider_name
+from processors.cancellation import Cancellations, CancelRegistry, ControlListener
 from processors.dispatch import JobDispatcher
 from processors.history import JobHistoryReader
 from processors.llm import make_llm_client
@@ -106,6 +107,7 @@ class FaustPublisher:
 
 worker_name = f"{socket.gethostname()}-{os.getpid()}"
 publisher = FaustPublisher()
+control_listener = ControlListener(settings.kafka_bootstrap, CancelRegistry())
 breakers = install_breakers(Breakers(BreakerConfig.from_settings(settings), worker_name))
 provider = _provider_name(settings.resolved_openai_base_url)
 processor = JobProcessor(
@@ -117,6 +119,7 @@ processor = JobProcessor(
     idle_timeout_s=settings.llm_idle_timeout_s,
     simulator=settings.uses_simulator,
     running_slots=asyncio.Semaphore(settings.worker_concurrency),
+    cancellations=Cancellations(control_listener),
 )
 history = JobHistoryReader(settings.kafka_bootstrap)
 
@@ -190,6 +193,16 @@ async def run_jobs(stream: faust.StreamT[Any]) -> None:
             continue
         delivery = Delivery(job, message.topic, message.partition, message.offset, event.value)
         await dispatcher.dispatch(delivery)
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def follow_control_commands() -> None:
+    """Every worker reads every cancel command (no consumer group), for as long as it runs."""
+    await control_listener.start()
+    try:
+        await control_listener.run()
+    finally:
+        await control_listener.stop()
 
 
 @app.page("/breakers")

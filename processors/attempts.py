@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from processors.breaker import BreakerKey, Breakers, Pass
+from processors.cancellation import Cancellations
 from processors.errors import Failure, JobTimedOut, assess_failure
 from processors.history import JobHistory
 from processors.retry import RetryPolicy, decide_retry
@@ -65,6 +66,7 @@ class JobProcessor:
         idle_timeout_s: float,
         simulator: bool = False,
         running_slots: asyncio.Semaphore | None = None,
+        cancellations: Cancellations | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
@@ -77,6 +79,7 @@ class JobProcessor:
         self._idle_timeout_s = idle_timeout_s
         self._simulator = simulator
         self._slots = running_slots or asyncio.Semaphore(2**31 - 1)
+        self._cancels = cancellations or Cancellations()
         self._clock = clock
         self._sleep = sleep
         self._rand = rand
@@ -91,6 +94,17 @@ class JobProcessor:
             log.info("job %s already ended (attempt %d)", job.job_id, history.finished.attempt)
             return None
         run = _Run(history.next_attempt, history.tries_used, history.first_started_at)
+        try:
+            return await self._process(delivery, history, run)
+        finally:
+            self._cancels.release(job.job_id)
+
+    async def _process(
+        self, delivery: Delivery, history: JobHistory, run: _Run
+    ) -> TerminalEvent | None:
+        job = delivery.job
+        if await self._cancels.requested(job.job_id):
+            return await self._cancelled_before_start(job, run)
         if run.tries_used >= self._policy.max_tries:
             crashed = _crashed(run.tries_used)
             return await self._give_up(delivery, run, crashed, history.max_attempt, "exhausted")
@@ -101,6 +115,8 @@ class JobProcessor:
                 last = run.attempt - 1
                 return await self._give_up(delivery, run, _timed_out(), last, "timeout")
             result = await self._attempt(job, run, key, admitted)
+            if result.cancelled:
+                return await self._publish_end(result)
             failure = result.failure
             if failure is not None and failure.error.code == JOB_TIMEOUT:
                 return await self._give_up(delivery, run, failure, result, "timeout")
@@ -118,8 +134,30 @@ class JobProcessor:
                 final = _timed_out() if why == "timeout" else failure
                 return await self._give_up(delivery, run, final, result, why, cause=failure)
             await self._publisher.publish_job_event(self._retrying(result, decision.delay_s))
-            await self._sleep(decision.delay_s)
+            if await self._cancelled_while_waiting(job.job_id, decision.delay_s):
+                run.attempt += 1
+                return await self._cancelled_before_start(job, run)
             run.attempt += 1
+
+    async def _cancelled_while_waiting(self, job_id: str, delay_s: float) -> bool:
+        """Sleep out a retry's backoff, cut short by a cancel; True when cancelled."""
+        cancel = self._cancels.watch(job_id)
+        sleep = asyncio.ensure_future(self._sleep(delay_s))
+        stop = asyncio.ensure_future(cancel.wait())
+        try:
+            await asyncio.wait({sleep, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            stop.cancel()
+        return cancel.is_set()
+
+    async def _cancelled_before_start(self, job: JobRequested, run: _Run) -> TerminalEvent:
+        """A job cancelled while it waited: it ends with no tokens and no provider call."""
+        now = self._clock()
+        this = job.model_copy(update={"attempt": run.attempt})
+        result = AttemptResult(this, AttemptRecord(started_at=now), now, None, cancelled=True)
+        log.info("job %s cancelled before it started", job.job_id)
+        return await self._publish_end(result)
 
     async def _admit(self, key: BreakerKey, run: _Run) -> Pass | None:
         """Wait for the breaker; None when the job's time ran out meanwhile."""
@@ -149,6 +187,7 @@ class JobProcessor:
                     headers=headers,
                     idle_timeout_s=idle or self._idle_timeout_s,
                     time_left_s=time_left,
+                    cancel=self._cancels.watch(job.job_id),
                 )
                 run.in_attempt = False
                 reached_provider = True

@@ -101,3 +101,23 @@ class ControlListener:
                 return True
             await asyncio.sleep(0.01)
         return False
+
+
+class Cancellations:
+    """What the job processor asks: was this job cancelled, and tell me if it is."""
+
+    def __init__(self, listener: ControlListener | None = None) -> None:
+        self._listener = listener
+        self._registry = listener.registry if listener else CancelRegistry()
+
+    async def requested(self, job_id: str) -> bool:
+        """Whether a cancel was sent for the job, counting every command sent before now."""
+        if self._listener is not None:
+            await self._listener.caught_up()
+        return self._registry.is_cancelled(job_id)
+
+    def watch(self, job_id: str) -> asyncio.Event:
+        return self._registry.watch(job_id)
+
+    def release(self, job_id: str) -> None:
+        self._registry.release(job_id)

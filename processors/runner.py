@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from processors.llm import StreamOutcome, stream_tokens
 from schemas.events import (
     CountedUsage,
     ErrorInfo,
+    JobCancelled,
     JobCompleted,
     JobFailed,
     JobRequested,
@@ -99,8 +101,9 @@ def terminal_event(
     rec: AttemptRecord,
     finished_at: float,
     error: ErrorInfo | None,
+    cancelled: bool = False,
 ) -> TerminalEvent:
-    usage = attempt_usage(rec)
+    usage = attempt_usage(rec, job)
     common: dict[str, Any] = {
         "job_id": job.job_id,
         "user_id": job.user_id,
@@ -120,6 +123,8 @@ def terminal_event(
         "started_at": rec.started_at,
         "finished_at": finished_at,
     }
+    if cancelled:
+        return JobCancelled(**common)
     if error is not None:
         return JobFailed(error=error, **common)
     return JobCompleted(**common)
@@ -133,11 +138,35 @@ class AttemptResult:
     record: AttemptRecord
     finished_at: float
     failure: Failure | None = None
+    cancelled: bool = False
 
     def terminal(self) -> TerminalEvent:
-        return terminal_event(
-            self.job, self.record, self.finished_at, self.failure.error if self.failure else None
-        )
+        error = self.failure.error if self.failure else None
+        return terminal_event(self.job, self.record, self.finished_at, error, self.cancelled)
+
+
+async def _unless_cancelled(work: Coroutine[Any, Any, None], cancel: asyncio.Event | None) -> bool:
+    """Run `work` to its end, or stop it when `cancel` is set; True when it was stopped."""
+    if cancel is None:
+        await work
+        return False
+    if cancel.is_set():
+        work.close()
+        return True
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(cancel.wait())
+    try:
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task in done:
+        task.result()  # the stream's own outcome, exceptions included
+        return False
+    return True
 
 
 class JobRunner:
@@ -169,15 +198,22 @@ class JobRunner:
         headers: dict[str, str] | None = None,
         idle_timeout_s: float | None = None,
         time_left_s: float | None = None,
+        cancel: asyncio.Event | None = None,
     ) -> AttemptResult:
-        """Run attempt ``job.attempt``; the caller publishes how the job goes on."""
+        """Run attempt ``job.attempt``; the caller publishes how the job goes on.
+
+        Setting `cancel` stops the stream at once; the tokens already published stay, and
+        the result says it was cancelled.
+        """
         rec = AttemptRecord(started_at=self._clock())
         await self._publisher.publish_job_event(self._started(job, rec.started_at))
         failure: Failure | None = None
+        cancelled = False
         try:
             try:
                 async with asyncio.timeout(time_left_s):
-                    await self._stream(job, rec, headers, idle_timeout_s)
+                    stream = self._stream(job, rec, headers, idle_timeout_s)
+                    cancelled = await _unless_cancelled(stream, cancel)
             except TimeoutError as exc:
                 if time_left_s is not None and self._clock() - rec.started_at >= time_left_s:
                     raise JobTimedOut from exc
@@ -188,7 +224,7 @@ class JobRunner:
                 "job attempt failed",
                 extra={"job_id": job.job_id, "attempt": job.attempt, "code": failure.error.code},
             )
-        return AttemptResult(job, rec, self._clock(), failure)
+        return AttemptResult(job, rec, self._clock(), failure, cancelled)
 
     async def _stream(
         self,
@@ -207,8 +243,10 @@ class JobRunner:
             token = TokenStreamed(
                 job_id=job.job_id, attempt=job.attempt, seq=len(rec.pieces), text=text, ts=ts
             )
-            await self._publisher.publish_token(token)
+            # Counted before it is sent, and sent even if a cancel lands meanwhile: the
+            # attempt's token count always matches the tokens in the log.
             rec.pieces.append(text)
+            await asyncio.shield(self._publisher.publish_token(token))
         if rec.outcome.finish_reason is None:
             raise StreamBroken
         if rec.outcome.finish_reason == "content_filter":

@@ -122,11 +122,6 @@ async def test_a_cut_off_stream_is_billed_for_the_tokens_it_counted(
     assert cut["estimated_cost_usd"] == pytest.approx(expected, abs=1e-12) and expected > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="terminal_event() calls attempt_usage(rec) without the job, so a stream without "
-    "a usage chunk cannot count its prompt yet",
-)
 async def test_a_cut_off_stream_counts_its_prompt_too(
     api_url: str, admin_token: str, scenario: Scenario
 ) -> None:
