@@ -1,4 +1,9 @@
-"""The Faust app: one agent consumes every priority topic and hands each job to the dispatcher.
+"""The Faust app: one agent per priority topic hands each job to the dispatcher.
+
+Each priority topic has its own agent (and so its own stream buffer, paused by Faust
+per partition when full) and its own lane in the dispatcher, so a worker full of low
+jobs still reads an urgent one at once; the running slots then go to the highest
+priority first (``processors.slots``; the strategy is in docs/scheduling.md).
 
 Faust's own acks are off for the job topics: a job runs for seconds to minutes and
 jobs end in any order, so the dispatcher commits each partition up to its oldest
@@ -15,6 +20,7 @@ import socket
 from typing import Any, cast
 
 import faust
+import openai
 from faust.types import TP
 
 from processors.attempts import Delivery, JobProcessor
@@ -24,8 +30,10 @@ from processors.cancellation import Cancellations, CancelRegistry, ControlListen
 from processors.dispatch import JobDispatcher
 from processors.history import JobHistoryReader
 from processors.llm import make_llm_client
+from processors.rate_limits import ModelRateLimits
 from processors.retry import RetryPolicy
 from processors.runner import JobRunner
+from processors.slots import PrioritySlots
 from schemas.events import (
     DeadLetter,
     EventDecodeError,
@@ -73,7 +81,8 @@ def _raw_topic(*names: str, acks: bool = True) -> Any:
     )
 
 
-job_requests = _raw_topic(*PRIORITY_TOPICS, acks=False)  # committed by the dispatcher
+# One topic object per priority, each with its own agent; committed by the dispatcher.
+job_requests = {name: _raw_topic(name, acks=False) for name in PRIORITY_TOPICS}
 tokens_topic = _raw_topic(TOKENS)
 job_events_topic = _raw_topic(JOB_EVENTS)
 dlq_topic = _raw_topic(DLQ)
@@ -110,15 +119,27 @@ publisher = FaustPublisher()
 control_listener = ControlListener(settings.kafka_bootstrap, CancelRegistry())
 breakers = install_breakers(Breakers(BreakerConfig.from_settings(settings), worker_name))
 provider = _provider_name(settings.resolved_openai_base_url)
+rate_limits = ModelRateLimits(settings.model_rate_limits)
+running_slots = PrioritySlots(
+    settings.worker_concurrency,
+    starvation_every=settings.starvation_every,
+    per_user=settings.max_running_per_user,
+    per_model=settings.max_running_per_model,
+)
+# The provider's x-ratelimit-* headers reach the limits through an httpx response hook.
+llm = make_llm_client(settings).copy(
+    http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [rate_limits.on_response]})
+)
 processor = JobProcessor(
-    JobRunner(make_llm_client(settings), publisher, worker_name),
+    JobRunner(llm, publisher, worker_name),
     publisher,
     breakers,
     RetryPolicy.from_settings(settings),
     provider=provider,
     idle_timeout_s=settings.llm_idle_timeout_s,
     simulator=settings.uses_simulator,
-    running_slots=asyncio.Semaphore(settings.worker_concurrency),
+    running_slots=running_slots,
+    rate_limits=rate_limits,
     cancellations=Cancellations(control_listener),
 )
 history = JobHistoryReader(settings.kafka_bootstrap)
@@ -149,9 +170,10 @@ def partition_end(tp: tuple[str, int]) -> int | None:
     return end
 
 
-# Jobs waiting for a breaker do not hold a slot; this bounds how many wait in memory.
+# Jobs waiting for a breaker or a slot do not hold a slot; this bounds how many of each
+# priority wait in memory (a lane per priority topic, so a full one blocks no other).
 dispatcher = JobDispatcher(
-    run_job, commit_job_offsets, partition_end, capacity=4 * settings.worker_concurrency
+    run_job, commit_job_offsets, partition_end, capacity=2 * settings.worker_concurrency
 )
 
 
@@ -179,7 +201,6 @@ async def dead_letter_message(event: Any, reason: str) -> None:
     log.warning("dead-lettered a job message: %s", reason)
 
 
-@app.agent(job_requests)
 async def run_jobs(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
         message = event.message
@@ -193,6 +214,14 @@ async def run_jobs(stream: faust.StreamT[Any]) -> None:
             continue
         delivery = Delivery(job, message.topic, message.partition, message.offset, event.value)
         await dispatcher.dispatch(delivery)
+
+
+# One agent per priority topic: a lane that is full (low jobs waiting for slots) blocks
+# only its own agent, never the urgent one.
+run_jobs_agents = {
+    name: app.agent(topic, name=f"run_jobs_{name.replace('.', '_')}")(run_jobs)
+    for name, topic in job_requests.items()
+}
 
 
 @app.task  # type: ignore[untyped-decorator]

@@ -22,9 +22,11 @@ from processors.breaker import BreakerKey, Breakers, Pass
 from processors.cancellation import Cancellations
 from processors.errors import Failure, JobTimedOut, assess_failure
 from processors.history import JobHistory
+from processors.rate_limits import ModelRateLimits, estimated_tokens
 from processors.retry import RetryPolicy, decide_retry
 from processors.runner import AttemptRecord, AttemptResult, JobRunner, LifecyclePublisher
 from processors.simulator_hooks import idle_timeout_override, simulator_headers
+from processors.slots import PrioritySlots
 from schemas.events import DeadLetter, ErrorInfo, JobRequested, JobRetrying, TerminalEvent
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ class JobProcessor:
         provider: str,
         idle_timeout_s: float,
         simulator: bool = False,
-        running_slots: asyncio.Semaphore | None = None,
+        running_slots: PrioritySlots | None = None,
+        rate_limits: ModelRateLimits | None = None,
         cancellations: Cancellations | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -78,7 +81,8 @@ class JobProcessor:
         self._provider = provider
         self._idle_timeout_s = idle_timeout_s
         self._simulator = simulator
-        self._slots = running_slots or asyncio.Semaphore(2**31 - 1)
+        self._slots = running_slots or PrioritySlots(2**31 - 1)
+        self._limits = rate_limits or ModelRateLimits()
         self._cancels = cancellations or Cancellations()
         self._clock = clock
         self._sleep = sleep
@@ -177,7 +181,9 @@ class JobProcessor:
         idle = idle_timeout_override(job, run.attempt) if self._simulator else None
         reached_provider = False
         try:
-            async with self._slots:
+            # Near a provider limit the job waits here, before it takes a slot.
+            await self._limits.admit(job.config.model, estimated_tokens(job))
+            async with self._slots.slot(job.priority, job.user_id, job.config.model):
                 if run.first_started_at is None:
                     run.first_started_at = self._clock()
                 time_left = run.deadline(self._policy) - self._clock()

@@ -1,6 +1,10 @@
 """Runs each delivered job as a task and commits its message only once the job has ended.
 
-The agent hands over messages in the order it receives them. Each becomes a task; the
+Each priority topic has its own agent and its own lane here: a lane holds at most
+``capacity`` jobs in memory (running, or waiting for a slot in ``processors.slots``), and
+an agent whose lane is full waits without holding up the other lanes, so an urgent job is
+seen while the worker is full of low ones. Each agent hands over its messages in the order
+it receives them. Each becomes a task; the
 ledger (``processors.offsets``) commits a partition only up to its oldest unfinished job.
 So whatever stops a job before its end — SIGKILL, SIGTERM past the grace period, a
 partition moving to another worker — leaves its message uncommitted, and it runs again.
@@ -67,7 +71,8 @@ class JobDispatcher:
         self._handle = handle
         self._commit = commit
         self._highwater = highwater
-        self._capacity = asyncio.Semaphore(capacity)
+        self._lane_capacity = capacity
+        self._lanes: dict[str, asyncio.Semaphore] = {}  # per topic: one lane per priority
         self._commit_interval_s = commit_interval_s
         self._error_backoff_max_s = error_backoff_max_s
         self.ledger: OffsetLedger[TP] = OffsetLedger()
@@ -82,21 +87,29 @@ class JobDispatcher:
         """Start the job of a message unless it is running or done here already, or we drain."""
         if self.draining or not self.ledger.begin(delivery.tp, delivery.offset):
             return
-        seen_before = self._maybe_seen(delivery)
-        await self._capacity.acquire()
-        if self.draining:
-            # Shutdown began while we waited: leave the message to the next owner.
-            self._capacity.release()
+        lane = self._lane(delivery.topic)
+        await lane.acquire()
+        if self.draining or not self.ledger.is_running(delivery.tp, delivery.offset):
+            # Shutdown began while we waited, or the partition moved to another worker:
+            # leave the message to the next owner.
+            lane.release()
             return
+        seen_before = self._maybe_seen(delivery)
         self._ensure_committer()
         key = (delivery.tp, delivery.offset)
         task = asyncio.create_task(self._run(delivery, seen_before))
         self._tasks[key] = task
         # A callback, not a finally: a task cancelled before it ran never enters its body.
-        task.add_done_callback(lambda _: self._ended(key))
+        task.add_done_callback(lambda _: self._ended(key, lane))
 
-    def _ended(self, key: tuple[TP, int]) -> None:
-        self._capacity.release()
+    def _lane(self, topic: str) -> asyncio.Semaphore:
+        lane = self._lanes.get(topic)
+        if lane is None:
+            lane = self._lanes[topic] = asyncio.Semaphore(self._lane_capacity)
+        return lane
+
+    def _ended(self, key: tuple[TP, int], lane: asyncio.Semaphore) -> None:
+        lane.release()
         self._tasks.pop(key, None)
 
     def _maybe_seen(self, delivery: Delivery) -> bool:

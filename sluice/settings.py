@@ -94,6 +94,17 @@ class Settings(BaseSettings):
         default=None, description="workers' status pages; default: the local worker"
     )
 
+    # scheduling (worker_concurrency above is the slot count); caps of 0 mean none
+    starvation_every: int = Field(
+        default=10, ge=0, description="every Nth slot goes to an older lower-priority job"
+    )
+    max_running_per_user: int = Field(default=0, ge=0, description="slots one user may hold")
+    max_running_per_model: int = Field(default=0, ge=0, description="slots one model may hold")
+    model_rate_limits: dict[str, tuple[int, int]] = Field(
+        default_factory=dict,
+        description='client-side (requests/min, tokens/min) per model, e.g. {"gpt-4o":[500,30000]}',
+    )
+
     @property
     def resolved_worker_status_urls(self) -> list[str]:
         if self.worker_status_urls is not None:
