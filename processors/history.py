@@ -80,9 +80,12 @@ class JobHistory:
 
 
 class JobHistoryReader:
-    """Reads a job's events from its partition of ``job-events``, from its submission on.
+    """Reads jobs' events from ``job-events``, each from its submission on.
 
-    One consumer, one lookup at a time: lookups are rare (redeliveries only) and short.
+    Lookups come in bursts: after a worker restarts, every job it had not committed is
+    looked up. They are batched: each round reads each partition involved once, from the
+    oldest submission among the jobs waiting, to the partition's end as of the round's
+    start, so every event written before a lookup was asked for is seen by it.
     """
 
     def __init__(self, bootstrap: str, timeout_s: float = 30.0) -> None:
@@ -90,34 +93,72 @@ class JobHistoryReader:
         self._timeout_s = timeout_s
         self._consumer: AIOKafkaConsumer | None = None
         self._partitions = 0
-        self._lock = asyncio.Lock()
+        self._waiting: list[tuple[str, int, asyncio.Future[JobHistory]]] = []
+        self._wanted = asyncio.Event()
+        self._rounds: asyncio.Task[None] | None = None
 
     async def read(self, job_id: str, base: int = 1) -> JobHistory:
-        async with self._lock, asyncio.timeout(self._timeout_s):
-            try:
-                return await self._read(job_id, base)
-            except BaseException:
-                await self.close()  # start afresh next time
-                raise
+        """The job's history from attempt ``base`` on; raises TimeoutError if Kafka is away."""
+        answer: asyncio.Future[JobHistory] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job_id, base, answer))
+        self._wanted.set()
+        if self._rounds is None or self._rounds.done():
+            self._rounds = asyncio.create_task(self._answer_rounds())
+        async with asyncio.timeout(self._timeout_s):
+            return await asyncio.shield(answer)
 
-    async def _read(self, job_id: str, base: int) -> JobHistory:
+    async def _answer_rounds(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            batch, self._waiting = self._waiting, []
+            batch = [item for item in batch if not item[2].done()]
+            if not batch:
+                continue
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    events = await self._read({job_id for job_id, _, _ in batch})
+            except Exception as exc:
+                await self.close()  # start afresh next round
+                for _, _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            for job_id, base, answer in batch:
+                history = JobHistory(base=base)
+                for event in events.get(job_id, []):
+                    history.add(event)
+                if not answer.done():
+                    answer.set_result(history)
+
+    async def _read(self, job_ids: set[str]) -> dict[str, list[JobEvent]]:
         consumer = await self._ready()
-        key = job_id.encode()
-        tp = TopicPartition(JOB_EVENTS, partition_for_key(key, self._partitions))
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        found = (await consumer.offsets_for_times({tp: job_id_time_ms(job_id) - CLOCK_SKEW_MS}))[tp]
-        consumer.seek(tp, end if found is None else found.offset)
-        history = JobHistory(base=base)
-        while await consumer.position(tp) < end:
-            batches = await consumer.getmany(tp, timeout_ms=500)
-            for record in batches.get(tp, []):
-                if record.key == key and record.value:
-                    try:
-                        history.add(decode_job_event(record.value))
-                    except EventDecodeError:
-                        continue  # the sinks dead-letter it; it says nothing about attempts
-        return history
+        starts: dict[TopicPartition, int] = {}
+        for job_id in job_ids:
+            tp = TopicPartition(JOB_EVENTS, partition_for_key(job_id.encode(), self._partitions))
+            since = job_id_time_ms(job_id) - CLOCK_SKEW_MS
+            starts[tp] = min(starts.get(tp, since), since)
+        tps = list(starts)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        found = await consumer.offsets_for_times(starts)
+        for tp in tps:
+            consumer.seek(tp, ends[tp] if found[tp] is None else found[tp].offset)
+        wanted = {job_id.encode() for job_id in job_ids}
+        events: dict[str, list[JobEvent]] = {}
+        remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    if record.key in wanted and record.value:
+                        try:
+                            event = decode_job_event(record.value)
+                        except EventDecodeError:
+                            continue  # the sinks dead-letter it; it says nothing of attempts
+                        events.setdefault(event.job_id, []).append(event)
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+        return events
 
     async def _ready(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -137,6 +178,8 @@ class JobHistoryReader:
         return len(topics[JOB_EVENTS].partitions)
 
     async def close(self) -> None:
+        if self._rounds is not None and self._rounds is not asyncio.current_task():
+            self._rounds.cancel()
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
