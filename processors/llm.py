@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import openai
 from openai import AsyncOpenAI
 
-from processors.errors import StreamIdle
+from processors.errors import StreamBroken, StreamIdle
 from processors.job_types import chat_messages
 from schemas.events import JobRequested, Usage
 from sluice.settings import Settings
@@ -79,6 +79,9 @@ async def stream_tokens(
                 if idle.expired():
                     raise StreamIdle from None
                 raise
+            except ValueError as exc:
+                # A chunk the client could not parse: the answer is cut off there.
+                raise StreamBroken from exc
             if chunk.usage is not None:
                 outcome.usage = Usage(
                     prompt_tokens=chunk.usage.prompt_tokens,
