@@ -240,4 +240,5 @@ async def breakers_page(web: Any, request: Any) -> Any:
     return web.json([state.model_dump(mode="json") for state in breaker_states()])
 
 
+import processors.metrics  # noqa: E402  (the worker's Prometheus /metrics)
 import processors.web  # noqa: E402, F401  (the worker's /healthz and /readyz; needs `app`)

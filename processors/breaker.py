@@ -6,7 +6,7 @@ no new attempt starts for that model, jobs wait (they do not fail). After ``open
 it half-opens and lets one probe through; the probe's outcome closes it or opens it again.
 
 ``CircuitBreaker`` is the pure state machine (time is passed in); ``Breakers`` adds waiting.
-``breaker_states()`` is what status pages and metrics read.
+``breaker_states()`` is what status pages read, ``breaker_metrics()`` what Prometheus reads.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
 from schemas.events import BreakerStatus
+from sluice.metric_names import BREAKER_STATE_VALUES, MetricName
 from sluice.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -214,6 +219,30 @@ def install_breakers(breakers: Breakers) -> Breakers:
 def breaker_states() -> list[BreakerStatus]:
     """The state of every breaker in this worker process (empty before the first job)."""
     return _registry.states() if _registry is not None else []
+
+
+class BreakerCollector(Collector):
+    """``sluice_breaker_state{worker, provider, model}``: 0 closed, 1 half-open, 2 open."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            MetricName.breaker_state,
+            "circuit breaker state: 0 closed, 1 half-open, 2 open",
+            labels=["worker", "provider", "model"],
+        )
+        for state in breaker_states():
+            labels = [state.worker, state.provider, state.model]
+            gauge.add_metric(labels, BREAKER_STATE_VALUES[state.state])
+        yield gauge
+
+
+_metrics = CollectorRegistry()
+_metrics.register(BreakerCollector())
+
+
+def breaker_metrics() -> bytes:
+    """This worker's breakers in Prometheus text format, read now."""
+    return generate_latest(_metrics)
 
 
 def provider_name(base_url: str | None) -> str:

@@ -18,6 +18,7 @@ from api.deps import CurrentUser, ServicesDep
 from api.errors import ApiError
 from schemas.api import Envelope
 from schemas.events import BreakerStatus
+from sluice.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["breakers"])
 
@@ -41,20 +42,23 @@ async def _worker_breakers(client: httpx.AsyncClient, url: str) -> list[BreakerS
         return None
 
 
+async def workers_breakers(settings: Settings) -> BreakersPublic:
+    """Ask every worker for its breakers (also what the api's /metrics can report)."""
+    urls = settings.resolved_worker_status_urls
+    async with httpx.AsyncClient(timeout=WORKER_TIMEOUT_S) as client:
+        answers = await asyncio.gather(*(_worker_breakers(client, url) for url in urls))
+    found = [status for answer in answers if answer for status in answer]
+    return BreakersPublic(
+        breakers=found,
+        open=sum(1 for s in found if s.state == "open"),
+        workers_asked=len(urls),
+        workers_unreachable=[url for url, a in zip(urls, answers, strict=True) if a is None],
+    )
+
+
 @router.get("/breakers", response_model=Envelope[BreakersPublic])
 async def breakers(caller: CurrentUser, svc: ServicesDep) -> Envelope[BreakersPublic]:
     """Every worker's breakers: closed, open (jobs for that model wait) or half_open."""
     if not caller.is_admin:
         raise ApiError(403, "forbidden", "this needs an admin token (sluice tokens create --admin)")
-    urls = svc.settings.resolved_worker_status_urls
-    async with httpx.AsyncClient(timeout=WORKER_TIMEOUT_S) as client:
-        answers = await asyncio.gather(*(_worker_breakers(client, url) for url in urls))
-    found = [status for answer in answers if answer for status in answer]
-    return Envelope(
-        data=BreakersPublic(
-            breakers=found,
-            open=sum(1 for s in found if s.state == "open"),
-            workers_asked=len(urls),
-            workers_unreachable=[url for url, a in zip(urls, answers, strict=True) if a is None],
-        )
-    )
+    return Envelope(data=await workers_breakers(svc.settings))

@@ -11,6 +11,8 @@ from processors.breaker import (
     BreakerState,
     CircuitBreaker,
     Pass,
+    breaker_metrics,
+    install_breakers,
     provider_name,
 )
 
@@ -116,3 +118,13 @@ def test_breakers_are_per_provider_and_model() -> None:
 def test_provider_names_come_from_the_base_url() -> None:
     assert provider_name(None) == "api.openai.com"
     assert provider_name("http://127.0.0.1:8089/v1") == "127.0.0.1:8089"
+
+
+def test_prometheus_sees_each_breaker_state() -> None:
+    breakers = install_breakers(Breakers(CONFIG, worker="w1"))
+    for _ in range(4):
+        breakers.record(BreakerKey("p", "m-open"), Pass.go, failed=True)
+    breakers.breaker(BreakerKey("p", "m-fine"))
+    text = breaker_metrics().decode()
+    assert 'sluice_breaker_state{model="m-open",provider="p",worker="w1"} 2.0' in text
+    assert 'sluice_breaker_state{model="m-fine",provider="p",worker="w1"} 0.0' in text
