@@ -50,6 +50,18 @@ def bounded_delays(
     return token_delays(trace.seqs, trace.received, request_began, ttft_s, rate)
 
 
+def _start_numbers(
+    ok: Sequence[JobTrace], request_began: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """Where a pipeline job's start goes: the 202, then the wait for a worker to start it."""
+    if request_began is None:
+        return {}
+    accepted = [t.accepted_at - t.submitted_at for t in ok if t.accepted_at is not None]
+    starts = [(request_began.get(t.job_id or ""), t.submitted_at) for t in ok]
+    waits = [began - submitted for began, submitted in starts if began is not None]
+    return {"accept_ms": summary(accepted, 1000), "submit_to_worker_start_ms": summary(waits, 1000)}
+
+
 def latency_numbers(
     traces: Sequence[JobTrace],
     ttft_s: float,
@@ -67,6 +79,7 @@ def latency_numbers(
         upper += bounded_delays(t, began, ttft_s, rate)
         relay += [r - w for r, w in zip(t.received, t.worker_ts, strict=False)]
     return {
+        **_start_numbers(ok, request_began),
         "added_latency_ms": summary(tight, 1000),
         "added_latency_upper_ms": summary(upper, 1000),
         "relay_latency_ms": summary(relay, 1000) if relay else None,

@@ -75,13 +75,20 @@ class BenchConfig:
     rate: float = 20.0  # R: tokens/s per stream in the throttled scenarios
     ttft_ms: int = 150  # the simulator's time to first token in the throttled scenarios
     min_jobs: int = 30  # each throttled scenario runs at least this many jobs (in waves)
-    unthrottled_s: float = 15.0  # length of each unthrottled closed-loop scenario
-    kafka_s: float = 8.0  # length of the bare-Kafka max-rate loop
-    kafka_paced_s: float = 5.0  # length of each bare-Kafka loop paced like a scenario
+    unthrottled_s: float = 12.0  # length of each unthrottled closed-loop scenario
+    kafka_s: float = 6.0  # length of the bare-Kafka max-rate loop
+    kafka_paced_s: float = 4.0  # length of each bare-Kafka loop paced like a scenario
     submissions: int = 300  # HTTP submissions in the submit-rate scenario
     submit_concurrency: int = 32
     profile: bool = True
-    scenarios: tuple[str, ...] = ("throttled", "submissions", "unthrottled", "kafka", "profile")
+    scenarios: tuple[str, ...] = (
+        "throttled",
+        "submissions",
+        "unthrottled",
+        "kafka",
+        "publish",
+        "profile",
+    )
     keep_stack: bool = False
     quick: bool = False
     results_dir: Path = RESULTS_DIR

@@ -11,7 +11,7 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -95,18 +95,29 @@ def direct_job(client: AsyncOpenAI, work: Workload, timeout_s: float) -> JobFn:
     return run
 
 
-def pipeline_job(http: httpx.AsyncClient, ws_base: str, work: Workload, timeout_s: float) -> JobFn:
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def pipeline_job(
+    http: httpx.AsyncClient,
+    ws_base: str,
+    work: Workload,
+    timeout_s: float,
+    tokens: Sequence[str],
+) -> JobFn:
     """Through sluice: POST /start, then the job's WebSocket until its terminal event.
 
-    `http` carries the bench user's Authorization header; the WebSocket sends it too.
+    Job k is submitted and watched by user k mod len(tokens): with a token per slot, the
+    jobs of one wave all belong to different users, as N users' streams would.
     """
-    auth = {"Authorization": http.headers["Authorization"]}
 
     async def run(k: int) -> JobTrace:
+        auth = bearer(tokens[k % len(tokens)])
         trace = JobTrace(submitted_at=time.time())
         try:
             async with asyncio.timeout(timeout_s):
-                resp = await http.post(START_PATH, json=work.request_body(k))
+                resp = await http.post(START_PATH, json=work.request_body(k), headers=auth)
                 if resp.status_code != 202:
                     trace.error = f"submit answered {resp.status_code}: {resp.text[:80]}"
                     return trace
@@ -143,9 +154,9 @@ async def _watch(url: str, headers: dict[str, str], trace: JobTrace) -> None:
 
 
 async def submit_only(
-    http: httpx.AsyncClient, work: Workload, count: int, concurrency: int
+    http: httpx.AsyncClient, work: Workload, count: int, concurrency: int, tokens: Sequence[str]
 ) -> tuple[list[float], list[str], dict[int, int]]:
-    """POST `count` one-token jobs from `concurrency` slots.
+    """POST `count` one-token jobs from `concurrency` slots, slot i as user i mod len(tokens).
 
     Returns each accepted submission's latency, the accepted job ids, and how many
     submissions got each other status.
@@ -155,15 +166,17 @@ async def submit_only(
     refused: Counter[int] = Counter()
     numbers = iter(range(count))
 
-    async def slot() -> None:
+    async def slot(i: int) -> None:
+        auth = bearer(tokens[i % len(tokens)])
         for k in numbers:
             began = time.perf_counter()
-            resp = await http.post(START_PATH, json=work.request_body(k, max_tokens=1))
+            body = work.request_body(k, max_tokens=1)
+            resp = await http.post(START_PATH, json=body, headers=auth)
             if resp.status_code == 202:
                 latencies.append(time.perf_counter() - began)
                 job_ids.append(resp.json()["data"]["job_id"])
             else:
                 refused[resp.status_code] += 1
 
-    await asyncio.gather(*(slot() for _ in range(concurrency)))
+    await asyncio.gather(*(slot(i) for i in range(concurrency)))
     return latencies, job_ids, dict(refused)

@@ -76,6 +76,8 @@ def _throttled_tables(results: dict[str, Any]) -> list[str]:
                 fmt(kafka_p99),
                 fmt(ratio(p["added_latency_ms"]["p99"], kafka_p99), "{:.1f}x"),
                 _pcts(p["ttft_overhead_ms"], ("p50", "p99")),
+                _pcts(p.get("accept_ms"), ("p50", "p99")),
+                _pcts(p.get("submit_to_worker_start_ms"), ("p50", "p99")),
                 _pcts(d["ttft_overhead_ms"], ("p50", "p99")),
             ]
         )
@@ -104,7 +106,9 @@ def _throttled_tables(results: dict[str, Any]) -> list[str]:
                 "bare Kafka p99 at same rate",
                 "pipeline p99 / Kafka p99",
                 "TTFT overhead p50 / p99 ms, pipeline",
-                "direct",
+                "of which: 202 received",
+                "worker started",
+                "TTFT overhead, direct",
             ],
             latency,
         ),
@@ -179,6 +183,34 @@ def _kafka_table(results: dict[str, Any]) -> str:
     return table(["target msgs/s", "consumed msgs/s", "latency p50 / p95 / p99 ms", "bytes"], rows)
 
 
+def _submissions_table(sub: dict[str, Any]) -> str:
+    rows = [
+        [
+            str(s["users"]),
+            str(s["concurrency"]),
+            f"{s['accepted']}/{s['submissions']}",
+            fmt(s["accepted_per_s"], "{:.0f}"),
+            _pcts(s["latency_ms"]),
+            str(s["drained_jobs"]),
+        ]
+        for s in sub.values()
+    ]
+    header = ["users", "clients", "accepted", "submissions/s", "latency p50 / p95 / p99 ms", "ran"]
+    return table(header, rows)
+
+
+def _publish_line(publish: dict[str, Any] | None) -> str:
+    if not publish:
+        return "n/a"
+    cpu, rate = publish["cpu_us_per_token"], publish["tokens_per_s"]
+    return (
+        f"FaustPublisher.publish_token {fmt(cpu['publisher'])} µs "
+        f"({fmt(rate['publisher'], '{:.0f}')} tokens/s) against Faust's Topic.send "
+        f"{fmt(cpu['topic_send'])} µs ({fmt(rate['topic_send'], '{:.0f}')} tokens/s): "
+        f"{fmt(ratio(cpu['publisher'], cpu['topic_send']), '{:.2f}x')} the CPU."
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     cfg, meta = results["config"], results["meta"]
     aims = check_aims(results)
@@ -187,7 +219,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"# sluice benchmark `{results['name']}`",
         "",
         f"Run {meta['started_at']} on commit `{meta['commit']}`"
-        f"{' (working tree had other changes)' if meta['dirty'] else ''}, {meta['cpus']} CPUs, "
+        f"{' (working tree had other changes)' if meta['dirty'] else ''}"
+        f"{'; ' + meta['note'] if meta.get('note') else ''}; {meta['cpus']} CPUs, "
         f"load average before {meta['load_before']}; took {meta['took_s']:.0f} s. "
         f"Jobs of M={cfg['tokens']} tokens; throttled scenarios at R={cfg['rate']:g} tokens/s "
         f"with TTFT {cfg['ttft_ms']} ms (ideal completion {cfg['ideal_completion_s']:.2f} s); "
@@ -219,15 +252,13 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         _kafka_table(results),
         "",
-        "## HTTP submissions",
+        "## HTTP submissions (one-token jobs, as fast as accepted)",
         "",
-        "n/a"
-        if not sub
-        else (
-            f"{sub['accepted']}/{sub['submissions']} accepted from {sub['concurrency']} clients: "
-            f"**{sub['accepted_per_s']:.0f} submissions/s**, latency p50 / p95 / p99 "
-            f"{_pcts(sub['latency_ms'])} ms; {sub['drained_jobs']} of them ran to their end."
-        ),
+        _submissions_table(sub) if sub else "n/a",
+        "",
+        "## The worker's publish path alone (CPU per token, best of 3 x 20,000)",
+        "",
+        _publish_line(results.get("publish")),
         "",
         "## CPU seconds per 1,000 delivered tokens, per stage",
         "",

@@ -20,6 +20,7 @@ import typer
 import uvloop
 
 from bench.config import RESULTS_DIR, BenchConfig, StackPorts, quick_overrides
+from bench.publish import publish_path
 from bench.report import write_all
 from bench.scenarios import Scenarios, say
 from bench.stack import BenchStack, BenchStackError
@@ -36,12 +37,16 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def _meta() -> dict[str, Any]:
-    changed = [line for line in _git("status", "--porcelain").splitlines() if " bench/" not in line]
+def _meta(note: str) -> dict[str, Any]:
+    status = _git("status", "--porcelain", "--untracked-files=no").splitlines()
+    changed = [line[3:] for line in status if not line[3:].startswith("bench/")]
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
         "dirty": bool(changed),
+        "changed_files": changed,
+        "code": str(Path.cwd()),
+        "note": note,
         "cpus": os.cpu_count(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
@@ -57,11 +62,12 @@ def _config_json(cfg: BenchConfig) -> dict[str, Any]:
     return out
 
 
-SCENARIOS = ("throttled", "submissions", "unthrottled", "kafka", "profile")
+SCENARIOS = ("throttled", "submissions", "unthrottled", "kafka", "publish", "profile")
 
 
 async def run_scenarios(cfg: BenchConfig, stack: BenchStack) -> dict[str, Any]:
-    bench = Scenarios(cfg, stack, await asyncio.to_thread(stack.api_token))
+    users = max(*cfg.concurrency, cfg.submit_concurrency)
+    bench = Scenarios(cfg, stack, await asyncio.to_thread(stack.api_tokens, users))
     results: dict[str, Any] = {"throttled": [], "unthrottled": []}
     say("warming up")
     errors = await bench.warm_up()
@@ -74,7 +80,8 @@ async def run_scenarios(cfg: BenchConfig, stack: BenchStack) -> dict[str, Any]:
     if "submissions" in cfg.scenarios:
         say(f"HTTP submissions: {cfg.submissions} from {cfg.submit_concurrency} clients")
         results["submissions"] = await bench.submissions()
-        say(f"  {results['submissions']['accepted_per_s']:.0f} submissions/s")
+        for kind, sub in results["submissions"].items():
+            say(f"  {kind}: {sub['accepted_per_s']:.0f} submissions/s")
     for c in cfg.concurrency if "unthrottled" in cfg.scenarios else ():
         say(f"unthrottled: {c} streams, closed loop for {cfg.unthrottled_s:g} s")
         results["unthrottled"].append(await bench.unthrottled(c))
@@ -87,6 +94,11 @@ async def run_scenarios(cfg: BenchConfig, stack: BenchStack) -> dict[str, Any]:
         say("bare Kafka produce + consume")
         results["kafka"] = await bench.kafka([c * cfg.rate for c in cfg.concurrency])
         say(f"  max {results['kafka']['max']['msgs_per_s']:.0f} msgs/s")
+    if "publish" in cfg.scenarios:
+        say("the worker's publish path alone")
+        results["publish"] = await publish_path()
+        cpu = results["publish"]["cpu_us_per_token"]
+        say(f"  publisher {cpu['publisher']:.0f} us/token, Topic.send {cpu['topic_send']:.0f}")
     if cfg.profile and "profile" in cfg.scenarios:
         say("profiling worker and api under load (pyinstrument)")
         results["profiles"] = await bench.profile(cfg.results_dir / "profiles" / cfg.name)
@@ -104,9 +116,9 @@ def _say_throttled(t: dict[str, Any]) -> None:
         )
 
 
-def run(cfg: BenchConfig) -> int:
+def run(cfg: BenchConfig, note: str = "") -> int:
     stack = BenchStack(cfg)
-    meta = _meta()
+    meta = _meta(note)
     began = time.monotonic()
     say(f"bench stack: home {cfg.home}, Kafka {cfg.ports.bootstrap}, api {cfg.ports.api_url}")
     try:
@@ -144,6 +156,7 @@ def main(
     results_dir: Path = typer.Option(RESULTS_DIR, help="where results are written"),
     only: str | None = typer.Option(None, help=f"a subset of {','.join(SCENARIOS)}"),
     env: list[str] = typer.Option([], help="KEY=VALUE for the stack's processes (repeatable)"),
+    note: str = typer.Option("", help="recorded with the results, e.g. what the code holds"),
 ) -> None:
     """Run the benchmark on a private stack and write bench/results/<name>.{json,md,png}."""
     overrides: dict[str, Any] = quick_overrides() if quick else {}
@@ -170,7 +183,7 @@ def main(
         results_dir=results_dir,
         **overrides,
     )
-    raise typer.Exit(run(cfg))
+    raise typer.Exit(run(cfg, note))
 
 
 if __name__ == "__main__":

@@ -47,10 +47,10 @@ def say(text: str) -> None:
 
 
 class Scenarios:
-    def __init__(self, cfg: BenchConfig, stack: BenchStack, api_token: str) -> None:
+    def __init__(self, cfg: BenchConfig, stack: BenchStack, api_tokens: list[str]) -> None:
         self.cfg = cfg
         self.stack = stack
-        self.api_token = api_token
+        self.tokens = api_tokens  # one user per slot of the largest scenario
         self.paced = Workload(cfg.tokens, cfg.rate, cfg.ttft_ms)
         self.unpaced = Workload(cfg.tokens, 0.0, 0)
         self.job_timeout_s = 4 * cfg.ideal_completion_s + 60
@@ -58,14 +58,13 @@ class Scenarios:
     def _http(self, concurrency: int) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.cfg.ports.api_url,
-            headers={"Authorization": f"Bearer {self.api_token}"},
             limits=httpx.Limits(max_connections=concurrency + 16),
             timeout=60,
         )
 
     def _pipeline(self, http: httpx.AsyncClient, work: Workload) -> JobFn:
         ws_base = self.cfg.ports.api_url.replace("http", "ws", 1)
-        return pipeline_job(http, ws_base, work, self.job_timeout_s)
+        return pipeline_job(http, ws_base, work, self.job_timeout_s, self.tokens)
 
     async def _measured(
         self, concurrency: int, job: JobFn, *, jobs_per_slot: int | None, until: float | None
@@ -141,18 +140,28 @@ class Scenarios:
         return out
 
     async def submissions(self) -> dict[str, Any]:
-        """POST /start as fast as the api accepts, with one-token jobs; then let them drain."""
+        """POST /start as fast as the api accepts one-token jobs: from one user, then many."""
+        concurrency = self.cfg.submit_concurrency
+        return {
+            "one_user": await self._submissions(self.tokens[:1]),
+            "many_users": await self._submissions(self.tokens[:concurrency]),
+        }
+
+    async def _submissions(self, tokens: list[str]) -> dict[str, Any]:
         count, concurrency = self.cfg.submissions, self.cfg.submit_concurrency
         watcher = LifecycleWatcher(self.cfg.ports.bootstrap)
         await watcher.start()
         await asyncio.sleep(SETTLE_S)
         async with self._http(concurrency) as http:
             began = time.perf_counter()
-            latencies, job_ids, refused = await submit_only(http, self.paced, count, concurrency)
+            latencies, job_ids, refused = await submit_only(
+                http, self.paced, count, concurrency, tokens
+            )
             wall = time.perf_counter() - began
-        drained = await watcher.wait_finished(job_ids, timeout_s=60)
+        drained = await watcher.wait_finished(job_ids, timeout_s=60)  # before the next scenario
         await watcher.stop()
         return {
+            "users": len(tokens),
             "submissions": count,
             "accepted": len(job_ids),
             "refused": refused,
@@ -207,7 +216,7 @@ class Scenarios:
 
     async def _profiled_load(self, label: str, http: httpx.AsyncClient, concurrency: int) -> None:
         if label == "submissions":
-            await submit_only(http, self.paced, self.cfg.submissions, concurrency)
+            await submit_only(http, self.paced, self.cfg.submissions, concurrency, self.tokens)
         elif label == "throttled":
             await run_slots(concurrency, self._pipeline(http, self.paced), jobs_per_slot=1)
         else:

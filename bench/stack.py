@@ -66,6 +66,16 @@ class BenchStack:
             accounts.ensure_user(conn, BENCH_USER)
             return accounts.create_token(conn, BENCH_USER, name="bench").token
 
+    def api_tokens(self, users: int) -> list[str]:
+        """A new API token for each of `users` bench users (bench-0, bench-1, ...)."""
+        tokens = []
+        with psycopg.connect(get_settings().resolved_database_url, autocommit=True) as conn:
+            for n in range(users):
+                name = f"{BENCH_USER}-{n}"
+                accounts.ensure_user(conn, name)
+                tokens.append(accounts.create_token(conn, name, name="bench").token)
+        return tokens
+
     def restart_profiled(self, names: tuple[str, ...], out_dir: Path) -> dict[str, Path]:
         """Restart app processes under bench.profiled; where each will write its profile."""
         out_dir.mkdir(parents=True, exist_ok=True)
