@@ -11,10 +11,11 @@ and a pause, or ends the job (``job.failed``; to ``jobs.dlq`` when tries ran out
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -143,6 +144,30 @@ class JobProcessor:
                 return await self._cancelled_before_start(job, run)
             run.attempt += 1
 
+    @contextlib.asynccontextmanager
+    async def _slot_unless_cancelled(self, job: JobRequested) -> AsyncIterator[bool]:
+        """Wait for a running slot, or for a cancel: yields whether the slot was granted."""
+        cancel = self._cancels.watch(job.job_id)
+        slot = self._slots.slot(job.priority, job.user_id, job.config.model)
+        enter = asyncio.ensure_future(slot.__aenter__())
+        stop = asyncio.ensure_future(cancel.wait())
+        try:
+            await asyncio.wait({enter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not enter.done():
+                enter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await enter
+        if enter.cancelled():
+            yield False
+            return
+        enter.result()  # a failure to get the slot surfaces here
+        try:
+            yield not cancel.is_set()
+        finally:
+            await slot.__aexit__(None, None, None)
+
     async def _cancelled_while_waiting(self, job_id: str, delay_s: float) -> bool:
         """Sleep out a retry's backoff, cut short by a cancel; True when cancelled."""
         cancel = self._cancels.watch(job_id)
@@ -183,7 +208,10 @@ class JobProcessor:
         try:
             # Near a provider limit the job waits here, before it takes a slot.
             await self._limits.admit(job.config.model, estimated_tokens(job))
-            async with self._slots.slot(job.priority, job.user_id, job.config.model):
+            async with self._slot_unless_cancelled(job) as granted:
+                if not granted:  # cancelled while it waited: it never starts
+                    now = self._clock()
+                    return AttemptResult(this, AttemptRecord(now), now, None, cancelled=True)
                 if run.first_started_at is None:
                     run.first_started_at = self._clock()
                 time_left = run.deadline(self._policy) - self._clock()

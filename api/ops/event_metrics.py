@@ -12,7 +12,7 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from api.metrics import JOBS_FINISHED, TTFT_SECONDS
 from schemas.events import EventDecodeError, JobFinished, decode_job_event
@@ -20,6 +20,7 @@ from schemas.topics import JOB_EVENTS
 
 METRICS_GROUP = "sluice-api-metrics"
 RETRY_S = 5.0
+REJOIN_AFTER_S = 20.0
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +55,7 @@ class EventMetricsConsumer:
             try:
                 await consumer.start()
                 await self._consume(consumer)
-            except KafkaError as exc:
+            except KafkaError as exc:  # KafkaConnectionError included
                 log.warning("job-events metrics consumer: %s; retrying", type(exc).__name__)
             finally:
                 self.assigned.clear()
@@ -62,10 +63,19 @@ class EventMetricsConsumer:
             await asyncio.sleep(RETRY_S)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        # A group member can come out of a broker restart without partitions and never
+        # rejoin; past this long without any, the consumer is replaced.
+        unassigned_since: float | None = None
+        loop = asyncio.get_running_loop()
         while True:
             batches = await consumer.getmany(timeout_ms=1000)
             if consumer.assignment():
                 self.assigned.set()
+                unassigned_since = None
+            elif unassigned_since is None:
+                unassigned_since = loop.time()
+            elif loop.time() - unassigned_since > REJOIN_AFTER_S:
+                raise KafkaConnectionError("no partitions assigned; starting a new consumer")
             for messages in batches.values():
                 for message in messages:
                     if message.value is not None:

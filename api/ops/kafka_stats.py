@@ -79,7 +79,16 @@ def partition_lag(end: int, committed: int, earliest: int) -> int:
 def kafka_snapshot(
     bootstrap: str, group: str = WORKER_GROUP, timeout: float = 5.0
 ) -> KafkaSnapshot:
-    admin = _admin(bootstrap)
+    try:
+        return _snapshot(_admin(bootstrap), group, timeout)
+    except KafkaStatsUnavailable:
+        # A client that lived through a broker restart can stay wedged: the next scrape
+        # starts from a fresh one.
+        _admin.cache_clear()
+        raise
+
+
+def _snapshot(admin: AdminClient, group: str, timeout: float) -> KafkaSnapshot:
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:

@@ -26,6 +26,8 @@ from api.hub import SubscriberOverflow
 from api.metrics import TOKENS_RELAYED, counts_open_socket
 from api.views import load_view
 from schemas.events import JobEvent
+from sluice.joblog import read_job_log
+from sluice.replay import ReplayError, chosen_attempt
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/openai-streaming", tags=["stream"])
@@ -143,6 +145,46 @@ async def job_events(
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+@router.get(
+    "/{job_id}/replay",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "the replay"}},
+    summary="Replay a job's tokens from the log, with their original timing",
+)
+async def job_replay(
+    request: Request,
+    job_id: str,
+    speed: Annotated[float, Query(gt=0, le=1000, description="1 = real time")] = 1.0,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+) -> StreamingResponse:
+    """For debugging (and the dashboard): the tokens as the worker sent them, gaps and all."""
+    await authorized_job(request, job_id)
+    bootstrap = services_of(request).settings.kafka_bootstrap
+    log_ = await asyncio.to_thread(read_job_log, bootstrap, job_id)
+    try:
+        chosen = chosen_attempt(log_, attempt)
+    except ReplayError as exc:
+        raise ApiError(404, "replay_not_found", str(exc)) from None
+    tokens = log_.tokens_of(chosen)
+
+    async def stream() -> AsyncIterator[bytes]:
+        for number, token in enumerate(tokens):
+            if number:
+                await asyncio.sleep(max(0.0, token.ts - tokens[number - 1].ts) / speed)
+            data = {
+                "token": token.text,
+                "seq": token.seq,
+                "attempt": token.attempt,
+                "ts": token.ts,
+                "sequence_number": number,
+            }
+            yield sse_event(FeedItem("token.replayed", data))
+        done = {"attempt": chosen, "tokens": len(tokens), "sequence_number": len(tokens) - 1}
+        yield sse_event(FeedItem("replay.completed", done))
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
 
 
 def lifecycle_message(event: JobEvent, number: int) -> dict[str, Any]:

@@ -35,6 +35,8 @@ OPERATIONS = [
     "GET /api/openai-streaming/{job_id}/results",
     "POST /api/openai-streaming/{job_id}/cancel",
     "GET /api/openai-streaming/{job_id}/metrics",
+    "GET /api/openai-streaming/{job_id}/replay",
+    "GET /api/openai-streaming/analytics",
     "GET /healthz",
 ]
 

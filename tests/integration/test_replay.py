@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 
-from tests.integration.conftest import finished_job_feed, tokens_of
+import httpx
+
+from sluice.settings import get_settings
+from tests.integration.conftest import bearer, finished_job_feed, tokens_of
 
 
 def test_replay_reproduces_text_and_gaps(alice_token: str) -> None:
@@ -58,3 +61,22 @@ def test_replay_of_an_unknown_job_fails_clearly() -> None:
     )
     assert result.returncode == 1
     assert "no tokens" in result.stderr
+
+
+def test_the_api_serves_a_replay_as_server_sent_events(alice_token: str, bob_token: str) -> None:
+    job_id, messages = finished_job_feed(alice_token, "Replay me over HTTP.")
+    text = "".join(t["token"] for t in tokens_of(messages))
+    url = f"{get_settings().api_url}/api/openai-streaming/{job_id}/replay?speed=50"
+    events = []
+    with httpx.stream("GET", url, headers=bearer(alice_token), timeout=60) as resp:
+        assert resp.status_code == 200
+        name = ""
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+    assert events[-1][0] == "replay.completed"
+    assert "".join(d["token"] for n, d in events if n == "token.replayed") == text
+    theirs = httpx.get(url, headers=bearer(bob_token), timeout=30)
+    assert theirs.status_code == 404
