@@ -275,7 +275,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if results.get("profiles"):
         lines += ["## Profiles", ""]
-        lines += [f"- {k}: `{v}`" for k, v in sorted(results["profiles"].items())]
+        lines += [f"- [{k}]({v})" for k, v in sorted(results["profiles"].items())]
         lines.append("")
     return "\n".join(lines)
 
@@ -325,6 +325,7 @@ def plot_latency(results: dict[str, Any], path: Path) -> None:
     if _plotted(ax):
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("concurrent streams")
     ax.set_ylabel("added latency per token (ms)")
     ax.set_title(f"Added latency per token at {rate:g} tokens/s per stream")
@@ -373,3 +374,18 @@ def write_all(results: dict[str, Any], out_dir: Path) -> list[Path]:
     latest = out_dir / "latest.md"
     latest.write_text(f"<!-- copy of {name}.md, the latest run -->\n{text}")
     return [*paths, out_dir / f"{name}-latency.png", out_dir / f"{name}-throughput.png", latest]
+
+
+def main() -> None:
+    """`python -m bench.report results/<name>.json`: render a run's Markdown and plots again."""
+    import sys
+
+    path = Path(sys.argv[1])
+    results = json.loads(path.read_text())
+    results.pop("aims", None)  # recomputed from the figures
+    for written in write_all(results, path.parent):
+        print(f"wrote {written}")
+
+
+if __name__ == "__main__":
+    main()

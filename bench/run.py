@@ -34,7 +34,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 def _git(*args: str) -> str:
     argv = ["git", "-C", str(PROJECT), *args]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
+    return done.stdout.rstrip("\n")  # porcelain lines start with a meaningful space
 
 
 def _meta(note: str) -> dict[str, Any]:
@@ -101,7 +101,10 @@ async def run_scenarios(cfg: BenchConfig, stack: BenchStack) -> dict[str, Any]:
         say(f"  publisher {cpu['publisher']:.0f} us/token, Topic.send {cpu['topic_send']:.0f}")
     if cfg.profile and "profile" in cfg.scenarios:
         say("profiling worker and api under load (pyinstrument)")
-        results["profiles"] = await bench.profile(cfg.results_dir / "profiles" / cfg.name)
+        written = await bench.profile(cfg.results_dir / "profiles" / cfg.name)
+        results["profiles"] = {
+            k: str(Path(v).relative_to(cfg.results_dir)) for k, v in written.items()
+        }
     return results
 
 
