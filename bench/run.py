@@ -152,7 +152,7 @@ def main(
     rate: float | None = typer.Option(None, help="R: tokens/s per stream when throttled"),
     ttft_ms: int | None = typer.Option(None, help="the simulator's TTFT when throttled"),
     name: str | None = typer.Option(None, help="results name; default: a timestamp"),
-    home: Path = typer.Option(Path(".sluice-bench"), help="the bench stack's SLUICE_HOME"),
+    home: Path = typer.Option(Path(".sluice/bench"), help="the bench stack's SLUICE_HOME"),
     port_offset: int = typer.Option(10_000, help="added to every default port of the stack"),
     profile: bool | None = typer.Option(None, help="profile worker and api (default: not quick)"),
     keep_stack: bool = typer.Option(False, help="leave the bench stack running afterwards"),
