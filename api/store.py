@@ -16,6 +16,8 @@ def make_pool(database_url: str) -> AsyncConnectionPool:
         max_size=10,
         open=False,
         timeout=5.0,  # fail fast with a 503 rather than hold requests while Postgres is down
+        # After a Postgres restart the pooled connections are dead: test each on checkout.
+        check=AsyncConnectionPool.check_connection,
         kwargs={"row_factory": dict_row, "connect_timeout": 3},
     )
 
