@@ -44,5 +44,10 @@ unit: $(BIN)/.installed
 test: lint typecheck up
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Benchmarks run on their own stack (own home and ports); BENCH_ARGS=--quick for ~2 minutes.
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean: down
 	rm -rf .sluice

@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = make_pool(settings.resolved_database_url)
+        pool = make_pool(settings.resolved_database_url, settings.api_db_pool_size)
         submitter = JobSubmitter(settings.kafka_bootstrap)
         partitions = PartitionCounts(settings.kafka_bootstrap)
         hub = FeedHub(

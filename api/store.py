@@ -9,11 +9,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 
-def make_pool(database_url: str) -> AsyncConnectionPool:
+def make_pool(database_url: str, max_size: int = 20) -> AsyncConnectionPool:
     return AsyncConnectionPool(
         database_url,
         min_size=1,
-        max_size=10,
+        max_size=max_size,
         open=False,
         timeout=5.0,  # fail fast with a 503 rather than hold requests while Postgres is down
         # After a Postgres restart the pooled connections are dead: test each on checkout.
@@ -101,17 +101,15 @@ class TokenStore:
     async def find(self, token_id: str) -> dict[str, Any] | None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT t.token_id, t.user_id, t.secret_hash, t.scopes, t.revoked_at "
-                "FROM api_tokens t WHERE t.token_id = %s",
+                "SELECT t.token_id, t.user_id, t.secret_hash, t.scopes, t.revoked_at, "
+                "t.last_used_at < now() - interval '1 minute' OR t.last_used_at IS NULL "
+                "AS stale FROM api_tokens t WHERE t.token_id = %s",
                 (token_id,),
             )
             row: dict[str, Any] | None = await cur.fetchone()  # type: ignore[assignment]
-        if row is not None:
-            async with self._pool.connection() as conn:
+            if row is not None and row["stale"]:
                 # At most one write a minute per token, not one per request.
                 await conn.execute(
-                    "UPDATE api_tokens SET last_used_at = now() WHERE token_id = %s AND "
-                    "(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-                    (token_id,),
+                    "UPDATE api_tokens SET last_used_at = now() WHERE token_id = %s", (token_id,)
                 )
         return row

@@ -3,9 +3,11 @@
     python -m bench.subscribers [--subscribers 1000] [--jobs 10] [--tokens 60] [--rate 5]
 
 Runs on the bench's own stack (ports offset by 20000 so it never meets the main bench).
-Each job is watched by subscribers/jobs clients at once; every token's delivery latency
-is the client's receive time minus the worker's stamp on the token (same machine, same
-clock). Writes bench/results/subscribers.json and .md.
+Each job is watched by subscribers/jobs clients at once, all connecting together; a
+client refused with 1013 (try again later) or dropped backs off and resumes after its
+last token. Every token's delivery latency is the client's receive time minus the
+worker's stamp on the token (same machine, same clock).
+Writes bench/results/subscribers.json and .md.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +39,7 @@ class SubscribersReport:
     rate: float
     connected: int
     completed_streams: int
+    reconnects: int
     tokens_delivered: int
     latency_ms_p50: float
     latency_ms_p99: float
@@ -43,6 +48,7 @@ class SubscribersReport:
     api_rss_mb_peak: float
     api_rss_kb_per_subscriber: float
     wall_s: float
+    failures: dict[str, int]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,19 +58,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def subscriber(ws_url: str, token: str, latencies: list[float], done: list[int]) -> int:
-    delivered = 0
+async def subscriber(
+    ws_url: str, token: str, latencies: list[float], done: list[int], retries: list[int]
+) -> int:
+    """Read one job's feed to its end; on a 1013 (try again later) or a drop, back off and
+    resume after the last token held, as a well-behaved client does."""
+    delivered, last = 0, -1
     headers = {"Authorization": f"Bearer {token}"}
-    async with websockets.connect(ws_url, additional_headers=headers, open_timeout=60) as ws:
-        async for raw in ws:
-            now = time.time()
-            message = json.loads(raw)
-            if message["event"] == "token.streamed":
-                latencies.append((now - message["data"]["ts"]) * 1000)
-                delivered += 1
-            elif message["event"] in ("streaming.completed", "analysis.failed"):
-                done.append(1)
-                break
+    for _ in range(20):
+        url = ws_url if last < 0 else f"{ws_url}?starting_after={last}"
+        try:
+            async with websockets.connect(url, additional_headers=headers, open_timeout=60) as ws:
+                async for raw in ws:
+                    now = time.time()
+                    message = json.loads(raw)
+                    if message["event"] == "token.streamed":
+                        latencies.append((now - message["data"]["ts"]) * 1000)
+                        delivered += 1
+                        last = message["data"]["sequence_number"]
+                    elif message["event"] in ("streaming.completed", "analysis.failed"):
+                        done.append(1)
+                        return delivered
+        except (websockets.ConnectionClosed, OSError, TimeoutError):
+            pass
+        retries.append(1)
+        await asyncio.sleep(random.uniform(0.5, 2.0))
     return delivered
 
 
@@ -87,6 +105,7 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> SubscribersRep
     }
     latencies: list[float] = []
     done: list[int] = []
+    retries: list[int] = []
     peak = idle_rss
     started = time.monotonic()
     auth = {"Authorization": f"Bearer {token}"}
@@ -98,7 +117,9 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> SubscribersRep
             job_ids.append(resp.json()["data"]["job_id"])
     ws_base = base.replace("http", "ws", 1)
     tasks = [
-        asyncio.create_task(subscriber(f"{ws_base}{API}/{job_id}/ws", token, latencies, done))
+        asyncio.create_task(
+            subscriber(f"{ws_base}{API}/{job_id}/ws", token, latencies, done, retries)
+        )
         for job_id in job_ids
         for _ in range(per_job)
     ]
@@ -107,6 +128,9 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> SubscribersRep
         await asyncio.sleep(0.25)
     results = await asyncio.gather(*tasks, return_exceptions=True)
     connected = sum(1 for r in results if isinstance(r, int))
+    failures = Counter(
+        f"{type(r).__name__}: {str(r)[:80]}" for r in results if isinstance(r, BaseException)
+    )
     subscribers = per_job * args.jobs
     return SubscribersReport(
         subscribers=subscribers,
@@ -115,6 +139,7 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> SubscribersRep
         rate=args.rate,
         connected=connected,
         completed_streams=len(done),
+        reconnects=len(retries),
         tokens_delivered=sum(r for r in results if isinstance(r, int)),
         latency_ms_p50=round(percentile(latencies, 0.50), 2),
         latency_ms_p99=round(percentile(latencies, 0.99), 2),
@@ -123,6 +148,7 @@ async def measure(args: argparse.Namespace, stack: BenchStack) -> SubscribersRep
         api_rss_mb_peak=round(peak / 2**20, 1),
         api_rss_kb_per_subscriber=round((peak - idle_rss) / 1024 / max(1, subscribers), 1),
         wall_s=round(time.monotonic() - started, 1),
+        failures=dict(failures.most_common(5)),
     )
 
 

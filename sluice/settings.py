@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # a WebSocket client that takes longer than this to accept a message is closed,
     # with the sequence number to resume after
     feed_send_timeout_s: float = 10.0
+    # Postgres connections per api process (auth, admission, reads)
+    api_db_pool_size: int = 20
     # kernel send buffer per api connection, in bytes (0: the kernel's autotuning)
     api_send_buffer_bytes: int = 0
     # per-user limits, enforced in Postgres so they hold across api replicas

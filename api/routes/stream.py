@@ -14,6 +14,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import psycopg
+import psycopg_pool
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from starlette.requests import HTTPConnection
@@ -36,6 +38,8 @@ router = APIRouter(prefix="/api/openai-streaming", tags=["stream"])
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_JOB_NOT_FOUND = 4404
 CLOSE_SLOW_CONSUMER = 4408
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the server is overloaded or a dependency is down
+DATABASE_DOWN = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 
 LIFECYCLE_NAMES = {
     "job.queued": "job.queued",
@@ -89,6 +93,9 @@ async def job_socket(websocket: WebSocket, job_id: str, starting_after: int | No
     except ApiError as exc:
         code = CLOSE_UNAUTHORIZED if exc.status == 401 else CLOSE_JOB_NOT_FOUND
         await websocket.close(code=code, reason=exc.code)
+        return
+    except DATABASE_DOWN:
+        await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="database_unavailable")
         return
     last = -1 if starting_after is None else starting_after
     send_timeout_s = services_of(websocket).settings.feed_send_timeout_s
