@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from sluice.clickhouse import ClickHouseQueryError, QueryRequest, QueryResult, run_read_query
+from sluice.sql_access import people_statement
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def create_query_app(reader: Client, health: Callable[[], dict[str, Any]]) -> Fa
 
     @app.post("/query")
     async def query(request: QueryRequest) -> QueryResult:
+        # The same rules as `sluice sql`: no secrets from system tables, no settings changes.
+        people_statement(request.sql)
         return await asyncio.to_thread(run_read_query, reader, request)
 
     return app

@@ -139,6 +139,11 @@ def test_the_query_endpoint(reader: Client) -> None:
     refused = http.post("/query", json={"sql": "DROP TABLE job_metrics"})
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "read_only"
+    secrets = http.post("/query", json={"sql": "SELECT * FROM system.users"})
+    assert secrets.status_code == 400
+    assert secrets.json()["error"]["code"] == "forbidden_table"
+    settings = http.post("/query", json={"sql": "SELECT 1 SETTINGS readonly = 0"})
+    assert settings.json()["error"]["code"] == "settings_change"
     malformed = http.post("/query", json={"query": "SELECT 1"})
     assert malformed.status_code == 400
     assert malformed.json()["error"] == {
