@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -93,9 +93,8 @@ async def _position(
         for tp in tps:
             consumer.seek(tp, start.offsets.get((tp.topic, tp.partition), ends[tp]))
     elif start.since is not None:
-        found = await consumer.offsets_for_times(
-            {tp: int(start.since.timestamp() * 1000) for tp in tps}
-        )
+        since = start.since if start.since.tzinfo else start.since.replace(tzinfo=UTC)
+        found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
         for tp in tps:
             hit = found.get(tp)
             consumer.seek(tp, ends[tp] if hit is None else hit.offset)

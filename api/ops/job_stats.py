@@ -23,6 +23,7 @@ def make_ops_pool(database_url: str) -> AsyncConnectionPool:
         max_size=4,
         open=False,
         timeout=5.0,
+        check=AsyncConnectionPool.check_connection,  # dead after a Postgres restart
         kwargs={"row_factory": dict_row, "connect_timeout": 3},
     )
 

@@ -27,12 +27,17 @@ from api.feed import TERMINAL_FEED_NAMES, FeedItem, job_feed
 from api.hub import SubscriberOverflow
 from api.metrics import TOKENS_RELAYED, counts_open_socket
 from api.views import load_view
+from schemas.api import ErrorEnvelope
 from schemas.events import JobEvent
 from sluice.joblog import read_job_log
 from sluice.replay import ReplayError, chosen_attempt
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/openai-streaming", tags=["stream"])
+router = APIRouter(
+    prefix="/api/openai-streaming",
+    tags=["stream"],
+    responses={code: {"model": ErrorEnvelope} for code in (401, 404, 422, 503)},
+)
 
 # WebSocket close codes in the application range (4000-4999), after HTTP's.
 CLOSE_UNAUTHORIZED = 4401

@@ -32,7 +32,8 @@ SLOW_JOB = {"metadata": {"sluice_tokens_per_second": 25}}  # about 3 s of stream
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ApiProcess]]:
     logs = tmp_path_factory.mktemp("feed-replicas")
-    settings = {"SLUICE_FEED_SEND_TIMEOUT_S": "1", "SLUICE_API_SEND_BUFFER_BYTES": "16384"}
+    # 3 s: long for a stalled reader, short of what a busy CI machine makes a fast one wait.
+    settings = {"SLUICE_FEED_SEND_TIMEOUT_S": "3", "SLUICE_API_SEND_BUFFER_BYTES": "16384"}
     apis = [spawn_api(logs, **settings) for _ in range(2)]
     try:
         yield apis
@@ -192,7 +193,7 @@ async def test_slow_client_is_cut_off_with_its_resume_point_while_a_fast_one_kee
     assert_whole_stream(fast, response)
     assert fast_took < 60, f"the fast client was slowed down: {fast_took:.1f}s"
 
-    await asyncio.sleep(2)  # the slow client has not read anything yet
+    await asyncio.sleep(4)  # the slow client has still read nothing: past the send timeout
     got: list[dict[str, Any]] = []
     with pytest.raises(websockets.ConnectionClosed) as closed:
         async with asyncio.timeout(30):

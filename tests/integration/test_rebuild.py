@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ def normalised(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_clickhouse_rebuilt_from_the_log_equals_the_live_tables(tmp_path: Path) -> None:
     token = mint_token(user_name("rebuild"))
+    since = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
     ids = sorted(finished_job_feed(token, f"Rebuild check {i}.")[0] for i in range(3))
     live_metrics = []
     for _ in range(60):  # the live sink writes in batches: wait for all three
@@ -66,7 +68,7 @@ def test_clickhouse_rebuilt_from_the_log_equals_the_live_tables(tmp_path: Path) 
     live_tokens = query_clickhouse_sync(TOKENS, {"ids": ids})
 
     target = f"chdb://{tmp_path / 'rebuilt'}"
-    done = sluice("replay", "--to-sink", "clickhouse", "--clickhouse-url", target)
+    done = sluice("replay", "--to-sink", "clickhouse", "--clickhouse-url", target, "--since", since)
     assert done.returncode == 0, done.stderr
     assert "rebuilt clickhouse" in done.stdout
     read = subprocess.run(
@@ -85,7 +87,7 @@ def test_clickhouse_rebuilt_from_the_log_equals_the_live_tables(tmp_path: Path) 
     )
     rebuilt = json.loads(read.stdout)
     assert len(live_metrics) == 3
-    assert normalised(rebuilt["metrics"]) == normalised(live_metrics)
+    assert normalised(rebuilt["metrics"]) == normalised(live_metrics), done.stdout
     assert normalised(rebuilt["tokens"]) == normalised(live_tokens)
 
 
