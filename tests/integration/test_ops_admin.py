@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -37,18 +38,28 @@ async def test_overview_shows_a_running_job_and_then_its_figures(
         httpx.AsyncClient(base_url=api_url, timeout=30, headers=bearer(admin_token)) as admin,
     ):
         job_id = await submit(alice, "overview", priority="urgent", config={"max_tokens": 300})
-        seen_active = False
+        seen_active = seen_workers = False
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not seen_active:
+        # A panel is None while its source is briefly unavailable (say, a client reconnecting
+        # after an earlier test restarted Kafka): poll until both have been seen.
+        while time.monotonic() < deadline and not (seen_active and seen_workers):
             data = (await admin.get("/api/admin/overview")).json()["data"]
-            active = data["active_jobs"] or []  # None while a source is briefly unavailable
-            seen_active = any(j["job_id"] == job_id for j in active)
+            active = data["active_jobs"] or []
+            seen_active = seen_active or any(j["job_id"] == job_id for j in active)
+            if data["workers"] and data["worker_group_state"] == "stable":
+                seen_workers = True
+                assert set(data["queue_lag"]) == {"urgent", "high", "normal", "low"}
+            await asyncio.sleep(0.2)
         assert seen_active, "the running job never showed among the active jobs"
-        assert data["workers"] and data["worker_group_state"] == "stable"
-        assert set(data["queue_lag"]) == {"urgent", "high", "normal", "low"}
+        assert seen_workers, "the worker group never showed as stable with its workers"
         await feed(api_url, job_id, alice_token)
         await wait_for(alice, f"/api/openai-streaming/{job_id}/metrics", lambda d: d["job_metrics"])
-        data = (await admin.get("/api/admin/overview")).json()["data"]
+        deadline = time.monotonic() + 20
+        while True:
+            data = (await admin.get("/api/admin/overview")).json()["data"]
+            if not data["problems"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         charts = (await admin.get("/api/admin/charts?minutes=60")).json()["data"]
     assert data["problems"] == {}
     assert data["jobs_by_status"]["completed"] >= 1
