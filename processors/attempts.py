@@ -244,12 +244,7 @@ class JobProcessor:
         reason = str(exc.args[0]) if exc.args else HANDED_BACK
         now = self._clock()
         event = JobRetrying(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            job_type=job.job_type,
-            priority=job.priority,
-            attempt=job.attempt,
-            model=job.config.model,
+            **job.attempt_context(),
             error=ErrorInfo(code=reason, message="the attempt was handed back to the queue"),
             counts_as_try=False,
             started_at=run.first_started_at or now,
@@ -268,12 +263,7 @@ class JobProcessor:
             "job %s attempt %d failed (%s), retry in %.1fs", job.job_id, job.attempt, code, delay_s
         )
         return JobRetrying(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            job_type=job.job_type,
-            priority=job.priority,
-            attempt=job.attempt,
-            model=job.config.model,
+            **job.attempt_context(),
             error=failure.error,
             token_count=len(result.record.pieces),
             retry_in_s=delay_s,

@@ -105,12 +105,7 @@ def terminal_event(
 ) -> TerminalEvent:
     usage = attempt_usage(rec, job)
     common: dict[str, Any] = {
-        "job_id": job.job_id,
-        "user_id": job.user_id,
-        "job_type": job.job_type,
-        "priority": job.priority,
-        "attempt": job.attempt,
-        "model": job.config.model,
+        **job.attempt_context(),
         "token_count": len(rec.pieces),
         "response": "".join(rec.pieces),
         "usage": usage,
@@ -254,12 +249,7 @@ class JobRunner:
 
     def _started(self, job: JobRequested, started_at: float) -> JobStarted:
         return JobStarted(
-            job_id=job.job_id,
-            user_id=job.user_id,
-            job_type=job.job_type,
-            priority=job.priority,
-            attempt=job.attempt,
-            model=job.config.model,
+            **job.attempt_context(),
             worker=self._worker,
             started_at=started_at,
         )

@@ -61,6 +61,17 @@ class JobRequested(Event):
     submitted_at: float = Field(default_factory=now)
     attempt: int = 1
 
+    def attempt_context(self) -> dict[str, Any]:
+        """What every lifecycle event of this attempt repeats (see JobContext), plus its model."""
+        return {
+            "job_id": self.job_id,
+            "user_id": self.user_id,
+            "job_type": self.job_type,
+            "priority": self.priority,
+            "attempt": self.attempt,
+            "model": self.config.model,
+        }
+
 
 class CancelRequested(Event):
     """A command on ``jobs.control``: stop this job wherever it is."""
