@@ -224,13 +224,15 @@ async def job_stream_state(
     if not partial and view.response:  # the log's retention has passed: use the stored answer
         partial = view.response
     streamed = len(log.texts) if log.texts else int(view.streaming_stats.get("token_count", 0))
-    done = view.status in TERMINAL_STATUSES
+    # The log may already hold the end the sink has not written yet: it is the source of truth.
+    status = JobStatus(log.finished.type.removeprefix("job.")) if log.finished else view.status  # type: ignore[attr-defined]
+    done = status in TERMINAL_STATUSES
     max_tokens = view.max_tokens or log.max_tokens
     progress = 100.0 if done else min(99.0, 100.0 * streamed / max_tokens) if max_tokens else 0.0
     return Envelope(
         data=JobStreamPublic(
             job_id=job_id,
-            status=view.status,
+            status=status,
             attempt=max(view.attempt, log.attempt),
             progress_percentage=round(progress, 2),
             tokens_streamed=streamed,
